@@ -1,0 +1,107 @@
+/**
+ * Typed errors. Every outcome a caller may want to handle has its own class and
+ * a stable `code`, so callers branch on `instanceof` or `err.code`, never on
+ * message text.
+ *
+ * Two families:
+ * - "never": the call can not succeed as written ({@link InvalidOptionError},
+ *   {@link CostTooLargeError}, {@link InvalidHandleError}). Retrying is pointless.
+ * - "not now": the limiter refused this wait ({@link WaitTimeoutError},
+ *   {@link QueueFullError}). Retrying later may succeed.
+ *
+ * An aborted wait rejects with the `AbortSignal`'s own `reason`, as platform
+ * APIs do.
+ */
+
+/** Base class of every error atomic-pace throws. */
+export class AtomicPaceError extends Error {
+  /** Stable machine-readable code, e.g. `'E_QUEUE_FULL'`. */
+  readonly code: string;
+
+  constructor(code: string, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.code = code;
+    this.name = new.target.name;
+  }
+}
+
+/** An option or argument is outside its allowed range. Names the field, the value and the range. */
+export class InvalidOptionError extends AtomicPaceError {
+  readonly field: string;
+  readonly value: unknown;
+  /** Human-readable allowed range, e.g. `'an integer in 1..1000000000'`. */
+  readonly allowed: string;
+
+  constructor(field: string, value: unknown, allowed: string) {
+    super('E_INVALID_OPTION', `${field} must be ${allowed}, got ${describeValue(value)}`);
+    this.field = field;
+    this.value = value;
+    this.allowed = allowed;
+  }
+}
+
+/** The requested cost exceeds the burst: no amount of waiting could ever grant it. */
+export class CostTooLargeError extends AtomicPaceError {
+  readonly cost: number;
+  readonly burst: number;
+
+  constructor(cost: number, burst: number) {
+    super(
+      'E_COST_TOO_LARGE',
+      `cost ${cost} can never be granted: it exceeds burst ${burst} (cost must be an integer in 1..${burst})`,
+    );
+    this.cost = cost;
+    this.burst = burst;
+  }
+}
+
+/** `RateLimiter.attach` was given something that is not a handle of this version of atomic-pace. */
+export class InvalidHandleError extends AtomicPaceError {
+  constructor(reason: string) {
+    super('E_INVALID_HANDLE', `not an atomic-pace limiter handle: ${reason}`);
+  }
+}
+
+/**
+ * The wait needed for this grant exceeds the caller's `timeoutMs` (or the
+ * limiter's `maxWaitMs`). Raised as soon as that is known, not after sleeping:
+ * at the call when the schedule already says so, or at a wake-up when a shared
+ * backoff has pushed the grant beyond the deadline. Nothing stays reserved.
+ */
+export class WaitTimeoutError extends AtomicPaceError {
+  /** The limit that was exceeded, ms. */
+  readonly timeoutMs: number;
+  /** How long the grant would still have taken, ms. */
+  readonly wouldWaitMs: number;
+
+  constructor(timeoutMs: number, wouldWaitMs: number) {
+    super(
+      'E_WAIT_TIMEOUT',
+      `rate limit wait of ${formatMs(wouldWaitMs)} ms exceeds timeoutMs ${formatMs(timeoutMs)}`,
+    );
+    this.timeoutMs = timeoutMs;
+    this.wouldWaitMs = wouldWaitMs;
+  }
+}
+
+/** The limiter's queue (`maxQueue`, in cost units) is full; the request was not queued. */
+export class QueueFullError extends AtomicPaceError {
+  readonly maxQueue: number;
+
+  constructor(maxQueue: number) {
+    super('E_QUEUE_FULL', `rate limiter queue is full (maxQueue ${maxQueue} cost units waiting)`);
+    this.maxQueue = maxQueue;
+  }
+}
+
+function describeValue(value: unknown): string {
+  if (typeof value === 'string') return JSON.stringify(value);
+  if (typeof value === 'bigint') return `${value}n`;
+  if (typeof value === 'number' || typeof value === 'boolean' || value == null) return String(value);
+  if (typeof value === 'function') return 'a function';
+  return Array.isArray(value) ? 'an array' : `an object`;
+}
+
+function formatMs(ms: number): string {
+  return Number.isFinite(ms) ? String(Math.round(ms * 1000) / 1000) : String(ms);
+}

@@ -1,0 +1,22 @@
+export { RateLimiter } from './limiter.js';
+export type { Grant, LimiterHandle, LimiterStats, Reservation } from './limiter.js';
+export type {
+  AcquireOptions,
+  AcquireSyncOptions,
+  AttachOptions,
+  BackoffOptions,
+  RateLimiterOptions,
+  RateString,
+  ReserveOptions,
+} from './options.js';
+export type { Clock } from './clock.js';
+export {
+  AtomicPaceError,
+  CostTooLargeError,
+  InvalidHandleError,
+  InvalidOptionError,
+  QueueFullError,
+  WaitTimeoutError,
+} from './errors.js';
+export { isThrottleStatus, parseDurationMs, retryDelayFromHeaders } from './headers.js';
+export type { HeaderSource, RetryDelayOptions } from './headers.js';
