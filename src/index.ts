@@ -9,7 +9,10 @@ export type {
   RateString,
   ReserveOptions,
 } from './options.js';
+export type { AdaptiveOptions } from './options.js';
 export type { Clock } from './clock.js';
+export { RetriesExhaustedError, defaultIsThrottle, defaultRetryAfter } from './retry.js';
+export type { RetryOptions, OutcomeKind } from './retry.js';
 export {
   AtomicPaceError,
   CostTooLargeError,

@@ -16,11 +16,14 @@
  * | 0    | 4    | MAX_QUEUE              | creator, once              | max cost units waiting, -1 = unbounded |
  * | 0    | 5    | MAX_WAIT_NS            | creator, once              | max wait of any grant, -1 = unbounded |
  * | 0    | 6    | CREATED_AT_NS          | creator, once              | clock reading at creation |
+ * | 0    | 7    | FLOOR_INTERVAL_NS      | creator, once              | adaptive rate: longest interval (lowest rate); -1 = not adaptive |
+ * | 0    | 8    | DECREASE_PPM           | creator, once              | adaptive rate: multiplier per new pause, parts per million |
+ * | 0    | 9    | RECOVERY_PPM           | creator, once              | adaptive rate: additive increase per success, ppm of the configured rate |
  * | 1    | 16   | TAT                    | every grant (CAS)          | theoretical arrival time, virtual ns (see below) |
  * | 1    | 17   | GRANTED_COST           | every grant (add)          | total cost granted or reserved, minus cancels that gave it back |
  * | 2    | 32   | SHIFT_NS               | backoff (CAS, max)         | virtual time = real time − SHIFT_NS; only grows |
  * | 2    | 33   | PAUSE_START            | backoff (CAS, max)         | virtual time at which the latest pause began |
- * | 2    | 34   | INTERVAL_NS            | creator; adaptive rate     | current emission interval, ≥ MAX_INTERVAL_NS |
+ * | 2    | 34   | INTERVAL_NS            | creator; adaptive (CAS)    | current emission interval, in MAX_INTERVAL_NS..FLOOR_INTERVAL_NS |
  * | 2    | 35   | THROTTLE_COUNT         | backoff (add)              | number of backoff() calls |
  * | 2    | 36   | PAUSE_WRITER           | backoff (CAS)              | 1 while one backoff writes PAUSE_START/SHIFT_NS, else 0 |
  * | 3    | 48   | WAITING_COUNT          | waiters (add)              | requests sleeping in acquire/acquireSync now |
@@ -55,6 +58,9 @@ export const Word = {
   MAX_QUEUE: 4,
   MAX_WAIT_NS: 5,
   CREATED_AT_NS: 6,
+  FLOOR_INTERVAL_NS: 7,
+  DECREASE_PPM: 8,
+  RECOVERY_PPM: 9,
 
   TAT: 1 * WORDS_PER_LINE,
   GRANTED_COST: 1 * WORDS_PER_LINE + 1,
@@ -95,6 +101,10 @@ export interface StoredConfig {
   maxQueue: bigint; // -1n = unbounded
   maxWaitNs: bigint; // -1n = unbounded
   createdAtNs: bigint;
+  /** -1n = not adaptive */
+  floorIntervalNs: bigint;
+  decreasePpm: bigint;
+  recoveryPpm: bigint;
 }
 
 /**
@@ -109,6 +119,9 @@ export function createShared(config: StoredConfig): SharedViews {
   w[Word.MAX_QUEUE] = config.maxQueue;
   w[Word.MAX_WAIT_NS] = config.maxWaitNs;
   w[Word.CREATED_AT_NS] = config.createdAtNs;
+  w[Word.FLOOR_INTERVAL_NS] = config.floorIntervalNs;
+  w[Word.DECREASE_PPM] = config.decreasePpm;
+  w[Word.RECOVERY_PPM] = config.recoveryPpm;
   w[Word.TAT] = config.createdAtNs;
   w[Word.INTERVAL_NS] = config.maxIntervalNs;
   w[Word.PAUSE_START] = config.createdAtNs;
@@ -127,5 +140,8 @@ export function readConfig(w: BigInt64Array): StoredConfig {
     maxQueue: Atomics.load(w, Word.MAX_QUEUE),
     maxWaitNs: Atomics.load(w, Word.MAX_WAIT_NS),
     createdAtNs: Atomics.load(w, Word.CREATED_AT_NS),
+    floorIntervalNs: Atomics.load(w, Word.FLOOR_INTERVAL_NS),
+    decreasePpm: Atomics.load(w, Word.DECREASE_PPM),
+    recoveryPpm: Atomics.load(w, Word.RECOVERY_PPM),
   };
 }

@@ -25,6 +25,7 @@ import {
   type ReserveOptions,
 } from './options.js';
 import { LimiterState, Outcome, type Placed } from './state.js';
+import { runWithRetry, type RetryOptions } from './retry.js';
 import { sleepAsync, sleepSync } from './wait.js';
 
 const HANDLE_KIND = 'atomic-pace/rate-limiter';
@@ -163,6 +164,9 @@ export class RateLimiter {
       maxQueue: BigInt(resolved.maxQueue),
       maxWaitNs: resolved.maxWaitMs < 0 ? -1n : msToNsCeil(resolved.maxWaitMs),
       createdAtNs: readClock(clock),
+      floorIntervalNs: resolved.adaptive ? intervalNsFromRate(resolved.adaptive.minRate) : -1n,
+      decreasePpm: resolved.adaptive ? BigInt(Math.round(resolved.adaptive.decrease * 1e6)) : 0n,
+      recoveryPpm: resolved.adaptive ? BigInt(Math.round(resolved.adaptive.recovery * 1e6)) : 0n,
     });
     this.handle = Object.freeze({ kind: HANDLE_KIND, version: LAYOUT_VERSION, buffer: views.buffer });
     this.#clock = clock;
@@ -297,6 +301,36 @@ export class RateLimiter {
     this.#state.backoff(now, now + msToNsCeil(retryAfterMs));
   }
 
+  /**
+   * Reports a successful call. With `adaptive` on, moves the shared rate back
+   * toward the configured rate by one recovery step; otherwise does nothing
+   * (a few ns). `run`/`wrap` call it for you.
+   */
+  success(): void {
+    this.#state.recordSuccess();
+  }
+
+  /**
+   * Runs `fn` through this limiter with retries: each attempt acquires first;
+   * a throttled outcome (default: HTTP 429/503, from a fetch `Response`, an
+   * error with `status`, …) reports `backoff` with the server's delay
+   * (`retry-after-ms`, `retry-after`, OpenAI/Anthropic reset headers), sleeps
+   * a jittered exponential delay and tries again; any other error is rethrown
+   * untouched. When retries run out, rejects with `RetriesExhaustedError`
+   * carrying the last outcome and the attempt count. See {@link RetryOptions}.
+   *
+   * @example
+   * const res = await limiter.run(() => fetch(url), { retries: 5 });
+   */
+  run<T>(fn: (attempt: number, signal?: AbortSignal) => Promise<T> | T, options?: RetryOptions<T>): Promise<T> {
+    return runWithRetry(this, fn, options);
+  }
+
+  /** `fn` wrapped so that every call goes through {@link run} with `options`. */
+  wrap<A extends unknown[], T>(fn: (...args: A) => Promise<T> | T, options?: RetryOptions<T>): (...args: A) => Promise<T> {
+    return (...args: A) => runWithRetry(this, () => fn(...args), options);
+  }
+
   /** Reads the shared counters. Cheap (a dozen atomic loads): fine to poll. */
   stats(): LimiterStats {
     const w = this.#state.words;
@@ -426,7 +460,9 @@ function checkHandle(handle: unknown): SharedArrayBuffer {
     config.burst < 1n || config.burst > BigInt(MAX_BURST) ||
     config.maxIntervalNs < 1n || interval < config.maxIntervalNs ||
     config.burst * config.maxIntervalNs >= MAX_TOLERANCE_NS ||
-    config.maxQueue < -1n || config.maxWaitNs < -1n;
+    config.maxQueue < -1n || config.maxWaitNs < -1n ||
+    (config.floorIntervalNs !== -1n && (config.floorIntervalNs < config.maxIntervalNs || interval > config.floorIntervalNs ||
+      config.decreasePpm < 1n || config.decreasePpm >= 1_000_000n || config.recoveryPpm < 1n || config.recoveryPpm > 1_000_000n));
   if (corrupt) throw new InvalidHandleError('corrupted configuration words');
   return sab;
 }

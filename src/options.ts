@@ -50,11 +50,27 @@ export interface RateLimiterOptions {
    */
   maxWaitMs?: number;
   /**
+   * Learn the rate from throttles (AIMD): each `backoff()` that starts a new
+   * pause multiplies the shared rate by `decrease`; each `success()` adds
+   * `recovery × rate` back, up to `rate`. `true` = the defaults. Default off.
+   */
+  adaptive?: boolean | AdaptiveOptions;
+  /**
    * Clock for deterministic tests: ns on a monotonic scale. Default the
    * process-wide `process.hrtime.bigint`. Per thread: not stored in the
    * shared state, so pass it to `attach` too.
    */
   clock?: Clock;
+}
+
+/** Parameters of the adaptive-rate law (see `adaptive.ts`). */
+export interface AdaptiveOptions {
+  /** Lowest rate the law may cut to, grants per second or a string like '1/s'. In 1e-6..rate. Default rate / 10. */
+  minRate?: number | RateString;
+  /** Multiplier applied to the rate per congestion event, in 0.01..0.99. Default 0.5. */
+  decrease?: number;
+  /** Added to the rate per success, as a fraction of `rate`, in 0.000001..1. Default 0.01 (100 successes from 0 to full). */
+  recovery?: number;
 }
 
 export interface AttachOptions {
@@ -101,6 +117,7 @@ export interface ResolvedOptions {
   maxQueue: number;
   /** -1 = unbounded */
   maxWaitMs: number;
+  adaptive: { minRate: number; decrease: number; recovery: number } | null;
 }
 
 const UNIT_SECONDS: Record<string, number> = {
@@ -164,7 +181,34 @@ export function resolveOptions(options: unknown): ResolvedOptions {
   if (o.clock !== undefined && typeof o.clock !== 'function') {
     throw new InvalidOptionError('clock', o.clock, 'a function returning bigint nanoseconds');
   }
-  return { rate, burst, maxQueue, maxWaitMs };
+  return { rate, burst, maxQueue, maxWaitMs, adaptive: resolveAdaptive(o.adaptive, rate) };
+}
+
+function checkFraction(field: string, value: unknown, min: number, max: number, fallback: number): number {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'number' || !(value >= min && value <= max)) {
+    throw new InvalidOptionError(field, value, `a number in ${min}..${max}`);
+  }
+  return value;
+}
+
+function resolveAdaptive(adaptive: unknown, rate: number): ResolvedOptions['adaptive'] {
+  if (adaptive === undefined || adaptive === false) return null;
+  if (adaptive !== true && (typeof adaptive !== 'object' || adaptive === null)) {
+    throw new InvalidOptionError('adaptive', adaptive, 'a boolean or an object { minRate?, decrease?, recovery? }');
+  }
+  const a = (adaptive === true ? {} : adaptive) as AdaptiveOptions;
+  let minRate = rate / 10;
+  if (a.minRate !== undefined) {
+    minRate = parseRate(a.minRate);
+    if (minRate > rate) throw new InvalidOptionError('adaptive.minRate', a.minRate, `a rate in ${MIN_RATE}..${rate} (not above rate)`);
+  }
+  if (minRate < MIN_RATE) minRate = MIN_RATE;
+  return {
+    minRate,
+    decrease: checkFraction('adaptive.decrease', a.decrease, 0.01, 0.99, 0.5),
+    recovery: checkFraction('adaptive.recovery', a.recovery, 0.000001, 1, 0.01),
+  };
 }
 
 /** Validates a request's cost: an integer in 1..burst; above burst is a {@link CostTooLargeError}. */

@@ -16,6 +16,7 @@
  * Waiters keep only their virtual slot and re-read SHIFT_NS/PAUSE_START when
  * they wake, so a pause reaches them without any message.
  */
+import { decreasedInterval, recoveredInterval, type AdaptiveLaw } from './adaptive.js';
 import { place } from './gcra.js';
 import { Word, SLEEP_INDEX_I32, type SharedViews } from './layout.js';
 
@@ -60,6 +61,8 @@ export class LimiterState {
   readonly burst: bigint;
   /** Max cost units waiting, -1n = unbounded. */
   readonly maxQueue: bigint;
+  /** The adaptive-rate law, or null when the rate is fixed. */
+  readonly law: AdaptiveLaw | null;
 
   // τ = burst·T, recomputed only when the shared interval changes.
   private cachedIntervalNs = -1n;
@@ -70,6 +73,13 @@ export class LimiterState {
     this.i32 = views.i32;
     this.burst = Atomics.load(views.words, Word.BURST);
     this.maxQueue = Atomics.load(views.words, Word.MAX_QUEUE);
+    const floorIntervalNs = Atomics.load(views.words, Word.FLOOR_INTERVAL_NS);
+    this.law = floorIntervalNs < 0n ? null : {
+      minIntervalNs: Atomics.load(views.words, Word.MAX_INTERVAL_NS),
+      floorIntervalNs,
+      decreasePpm: Atomics.load(views.words, Word.DECREASE_PPM),
+      recoveryPpm: Atomics.load(views.words, Word.RECOVERY_PPM),
+    };
   }
 
   /** Current emission interval T, ns per cost unit. */
@@ -204,18 +214,23 @@ export class LimiterState {
    */
   backoff(now: bigint, untilNs: bigint, sleepMs = 0.05): void {
     const w = this.words;
+    let newPause = false;
     this.lockPauseWriter(sleepMs);
     try {
       const shift = Atomics.load(w, Word.SHIFT_NS);
       const pauseStart = Atomics.load(w, Word.PAUSE_START);
       const v = now - shift;
       const newPauseStart = v > pauseStart ? v : pauseStart;
-      if (newPauseStart !== pauseStart) Atomics.store(w, Word.PAUSE_START, newPauseStart);
+      newPause = newPauseStart !== pauseStart;
+      if (newPause) Atomics.store(w, Word.PAUSE_START, newPauseStart);
       const newShift = untilNs - newPauseStart;
       if (newShift > shift) Atomics.store(w, Word.SHIFT_NS, newShift);
     } finally {
       Atomics.store(w, Word.PAUSE_WRITER, 0n);
     }
+    // A throttle that starts a new pause is a new congestion event: cut the
+    // rate before the drain, so the drain spaces by the new interval.
+    if (newPause && this.law !== null) this.adjustInterval(decreasedInterval);
     const pauseStart = Atomics.load(w, Word.PAUSE_START);
     const drainTo = pauseStart + (this.burst - 1n) * Atomics.load(w, Word.INTERVAL_NS);
     // TAT loop: TAT only grows here; the +1 guarantees a change (see above).
@@ -225,6 +240,27 @@ export class LimiterState {
       if (Atomics.compareExchange(w, Word.TAT, tat, next) === tat) break;
     }
     Atomics.add(w, Word.THROTTLE_COUNT, 1n);
+  }
+
+  /** Adaptive rate: one success moves the shared rate back toward the configured rate. */
+  recordSuccess(): void {
+    if (this.law === null || Atomics.load(this.words, Word.INTERVAL_NS) === this.law.minIntervalNs) return;
+    this.adjustInterval(recoveredInterval);
+  }
+
+  /**
+   * INTERVAL_NS loop: the interval only moves by the law, always within
+   * [minIntervalNs, floorIntervalNs]; a failed CAS means another thread applied
+   * a step first, and ours is applied on top of it (no step is lost).
+   */
+  private adjustInterval(step: (intervalNs: bigint, law: AdaptiveLaw) => bigint): void {
+    const w = this.words;
+    const law = this.law!;
+    for (;;) {
+      const intervalNs = Atomics.load(w, Word.INTERVAL_NS);
+      const next = step(intervalNs, law);
+      if (next === intervalNs || Atomics.compareExchange(w, Word.INTERVAL_NS, intervalNs, next) === intervalNs) return;
+    }
   }
 
   /** Real time at which the current pause ends (≤ now when not paused). */
