@@ -38,7 +38,11 @@ export function decreasedInterval(intervalNs: bigint, law: AdaptiveLaw): bigint 
 export function recoveredInterval(intervalNs: bigint, law: AdaptiveLaw): bigint {
   const rate = 1e9 / Number(intervalNs);
   const maxRate = 1e9 / Number(law.minIntervalNs);
-  return clampInterval(BigInt(Math.ceil(1e9 / (rate + maxRate * (Number(law.recoveryPpm) / PPM)))), law);
+  const target = rate + maxRate * (Number(law.recoveryPpm) / PPM);
+  // Reaching the configured rate must land on exactly its interval, which
+  // float rounding of 1e9/target could miss by a nanosecond.
+  if (target >= maxRate * (1 - 1e-9)) return law.minIntervalNs;
+  return clampInterval(BigInt(Math.ceil(1e9 / target)), law);
 }
 
 function clampInterval(intervalNs: bigint, law: AdaptiveLaw): bigint {

@@ -130,7 +130,7 @@ const UNIT_SECONDS: Record<string, number> = {
 const RATE_TEXT = /^\s*(\d+(?:\.\d+)?)\s*\/\s*(\d+(?:\.\d+)?)?\s*([a-z]+)\s*$/i;
 
 /** Grants per second from a number or a string like `'500/min'` or `'1/10s'`. */
-export function parseRate(rate: unknown): number {
+export function parseRate(rate: unknown, field = 'rate'): number {
   let perSecond: number;
   if (typeof rate === 'number') {
     perSecond = rate;
@@ -138,14 +138,14 @@ export function parseRate(rate: unknown): number {
     const m = RATE_TEXT.exec(rate);
     const unit = m?.[3] ? UNIT_SECONDS[m[3].toLowerCase()] : undefined;
     if (!m || unit === undefined) {
-      throw new InvalidOptionError('rate', rate, "a number or a string like '500/min', '10/s', '1/10s' (units ms, s, min, h, day)");
+      throw new InvalidOptionError(field, rate, "a number or a string like '500/min', '10/s', '1/10s' (units ms, s, min, h, day)");
     }
     perSecond = Number(m[1]) / (Number(m[2] ?? 1) * unit);
   } else {
-    throw new InvalidOptionError('rate', rate, `a finite number in ${MIN_RATE}..${MAX_RATE} (grants per second) or a string like '500/min'`);
+    throw new InvalidOptionError(field, rate, `a finite number in ${MIN_RATE}..${MAX_RATE} (grants per second) or a string like '500/min'`);
   }
   if (!Number.isFinite(perSecond) || perSecond < MIN_RATE || perSecond > MAX_RATE) {
-    throw new InvalidOptionError('rate', rate, `a finite number of grants per second in ${MIN_RATE}..${MAX_RATE}`);
+    throw new InvalidOptionError(field, rate, `a finite number of grants per second in ${MIN_RATE}..${MAX_RATE}`);
   }
   return perSecond;
 }
@@ -200,7 +200,7 @@ function resolveAdaptive(adaptive: unknown, rate: number): ResolvedOptions['adap
   const a = (adaptive === true ? {} : adaptive) as AdaptiveOptions;
   let minRate = rate / 10;
   if (a.minRate !== undefined) {
-    minRate = parseRate(a.minRate);
+    minRate = parseRate(a.minRate, 'adaptive.minRate');
     if (minRate > rate) throw new InvalidOptionError('adaptive.minRate', a.minRate, `a rate in ${MIN_RATE}..${rate} (not above rate)`);
   }
   if (minRate < MIN_RATE) minRate = MIN_RATE;

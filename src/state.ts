@@ -221,8 +221,9 @@ export class LimiterState {
       const pauseStart = Atomics.load(w, Word.PAUSE_START);
       const v = now - shift;
       const newPauseStart = v > pauseStart ? v : pauseStart;
-      newPause = newPauseStart !== pauseStart;
-      if (newPause) Atomics.store(w, Word.PAUSE_START, newPauseStart);
+      // Not inside a pause (virtual time not frozen): this throttle starts one.
+      newPause = v >= pauseStart;
+      if (newPauseStart !== pauseStart) Atomics.store(w, Word.PAUSE_START, newPauseStart);
       const newShift = untilNs - newPauseStart;
       if (newShift > shift) Atomics.store(w, Word.SHIFT_NS, newShift);
     } finally {
