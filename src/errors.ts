@@ -44,14 +44,17 @@ export class InvalidOptionError extends AtomicPaceError {
 export class CostTooLargeError extends AtomicPaceError {
   readonly cost: number;
   readonly burst: number;
+  /** `'cost'`, or `'cost.<limit>'` for a named limit. */
+  readonly field: string;
 
-  constructor(cost: number, burst: number) {
+  constructor(cost: number, burst: number, field = 'cost') {
     super(
       'E_COST_TOO_LARGE',
-      `cost ${cost} can never be granted: it exceeds burst ${burst} (cost must be an integer in 1..${burst})`,
+      `${field} ${cost} can never be granted: it exceeds burst ${burst} (${field} must be an integer up to ${burst})`,
     );
     this.cost = cost;
     this.burst = burst;
+    this.field = field;
   }
 }
 
@@ -87,10 +90,20 @@ export class WaitTimeoutError extends AtomicPaceError {
 /** The limiter's queue (`maxQueue`, in cost units) is full; the request was not queued. */
 export class QueueFullError extends AtomicPaceError {
   readonly maxQueue: number;
+  /** The limit whose queue is full (`'default'` for a one-limit limiter). */
+  readonly limit: string;
 
-  constructor(maxQueue: number) {
-    super('E_QUEUE_FULL', `rate limiter queue is full (maxQueue ${maxQueue} cost units waiting)`);
+  constructor(maxQueue: number, limit = 'default') {
+    super('E_QUEUE_FULL', `rate limiter queue is full (${limit === 'default' ? '' : `limit ${limit}: `}maxQueue ${maxQueue} cost units waiting)`);
     this.maxQueue = maxQueue;
+    this.limit = limit;
+  }
+}
+
+/** A grant was settled twice, or after it was refunded. */
+export class GrantStateError extends AtomicPaceError {
+  constructor(message: string) {
+    super('E_GRANT_STATE', message);
   }
 }
 

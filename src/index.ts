@@ -1,10 +1,13 @@
 export { RateLimiter } from './limiter.js';
-export type { Grant, LimiterHandle, LimiterStats, Reservation } from './limiter.js';
+export type { Grant, LimiterHandle, LimiterStats, LimitStats, Reservation, SettleResult } from './limiter.js';
 export type {
   AcquireOptions,
   AcquireSyncOptions,
   AttachOptions,
   BackoffOptions,
+  Cost,
+  LimitOptions,
+  QueueStatus,
   RateLimiterOptions,
   RateString,
   ReserveOptions,
@@ -12,10 +15,11 @@ export type {
 export type { AdaptiveOptions } from './options.js';
 export type { Clock } from './clock.js';
 export { RetriesExhaustedError, defaultIsThrottle, defaultRetryAfter } from './retry.js';
-export type { RetryOptions, OutcomeKind } from './retry.js';
+export type { RetryOptions, OutcomeKind, RetryCost } from './retry.js';
 export {
   AtomicPaceError,
   CostTooLargeError,
+  GrantStateError,
   InvalidHandleError,
   InvalidOptionError,
   QueueFullError,

@@ -1,61 +1,36 @@
 /**
  * `RateLimiter`: the public verbs. Thin: options are validated here, the
- * schedule lives in `state.ts`, sleeping in `wait.ts`.
+ * schedule lives in `state.ts`, permits in `permits.ts`, sleeping in
+ * `wait.ts`.
  */
+import { threadId } from 'node:worker_threads';
 import { monotonicClock, msToNsCeil, nsToMs, type Clock } from './clock.js';
-import {
-  InvalidHandleError,
-  InvalidOptionError,
-  QueueFullError,
-  WaitTimeoutError,
-} from './errors.js';
+import { InvalidOptionError, QueueFullError, WaitTimeoutError } from './errors.js';
 import { intervalNsFromRate, rateFromIntervalNs } from './gcra.js';
-import { createShared, LAYOUT_BYTES, LAYOUT_VERSION, MAGIC, viewsOf, Word, readConfig } from './layout.js';
+import { GrantImpl, WaitStatus, type Grant } from './grant.js';
+import { MAX_TOLERANCE_NS, makeHandle, openHandle, type LimiterHandle } from './handle.js';
+import { LimitWord, Word, createShared, type SharedViews, type StoredConfig } from './layout.js';
 import {
-  checkCost,
   checkMs,
   MAX_BACKOFF_MS,
-  MAX_BURST,
+  resolveCosts,
   resolveOptions,
   type AcquireOptions,
   type AcquireSyncOptions,
   type AttachOptions,
   type BackoffOptions,
+  type Cost,
   type RateLimiterOptions,
   type ReserveOptions,
+  type ResolvedLimit,
 } from './options.js';
-import { LimiterState, Outcome, type Placed } from './state.js';
+import { Permits, type PermitToken } from './permits.js';
 import { runWithRetry, type RetryOptions } from './retry.js';
-import { sleepAsync, sleepSync } from './wait.js';
+import { LimiterState, Outcome, type Placed } from './state.js';
+import { sleepAsync, sleepSync, waitForChange } from './wait.js';
 
-const HANDLE_KIND = 'atomic-pace/rate-limiter';
-/** burst × interval must stay below this many ns (~146 years) so schedule arithmetic cannot overflow 64 bits. */
-const MAX_TOLERANCE_NS = 1n << 62n;
-
-/**
- * A structured-clone-safe reference to a limiter's shared state. Pass it in
- * `workerData`, a Piscina task or `postMessage`, then call
- * `RateLimiter.attach(handle)` on the other side.
- */
-export interface LimiterHandle {
-  readonly kind: typeof HANDLE_KIND;
-  readonly version: number;
-  readonly buffer: SharedArrayBuffer;
-}
-
-/** A granted request. */
-export interface Grant {
-  /** Cost units granted. */
-  readonly cost: number;
-  /** Time spent in the call, ms. */
-  readonly waitedMs: number;
-  /**
-   * Position of this grant on the limiter's shared schedule (virtual ns).
-   * Grants become due in increasing `slotNs` order, across all threads: the
-   * FIFO order. Between backoffs it differs from the clock by a constant.
-   */
-  readonly slotNs: bigint;
-}
+export type { LimiterHandle } from './handle.js';
+export type { Grant, SettleResult } from './grant.js';
 
 /**
  * A place on the schedule taken without waiting (as x/time/rate's Reserve):
@@ -64,7 +39,7 @@ export interface Grant {
 export interface Reservation {
   /** False when the reservation was refused (wait over `timeoutMs`/`maxWaitMs`, or queue full): nothing is held. */
   readonly ok: boolean;
-  /** Cost units reserved. */
+  /** Cost units reserved (of the first limit). */
   readonly cost: number;
   /**
    * Ms from now until the reservation is due: read it when you are about to
@@ -81,21 +56,30 @@ export interface Reservation {
   cancel(): void;
 }
 
-/** A consistent-enough snapshot of the shared counters (each read atomically; read at one moment). */
-export interface LimiterStats {
-  /** Configured rate, grants per second. */
+/** One limit's figures in {@link LimiterStats}. */
+export interface LimitStats {
+  /** Configured rate, cost units per second. */
   readonly rate: number;
   /** Rate in effect now (below `rate` only while an adaptive law has cut it). */
   readonly currentRate: number;
   readonly burst: number;
   /** Cost units that could be granted right now without waiting. */
   readonly available: number;
-  /** Cost units granted or reserved so far, minus cancellations that gave capacity back (= grants, when each costs 1). */
+  /** Cost units granted or reserved so far, minus cancellations and refunds, plus settled extra. */
   readonly grantedCost: number;
+  /** Cost of this limit held by requests sleeping in `acquire`/`acquireSync`. */
+  readonly waitingCost: number;
+}
+
+/**
+ * The shared counters, each read atomically (not one atomic snapshot). The
+ * top-level `rate` … `waitingCost` are the first limit's, for one-limit use.
+ */
+export interface LimiterStats extends LimitStats {
+  /** Every limit by name. */
+  readonly limits: Readonly<Record<string, LimitStats>>;
   /** Requests sleeping in `acquire`/`acquireSync` now, in all threads. */
   readonly waiting: number;
-  /** Their total cost. */
-  readonly waitingCost: number;
   /** Waits refused: `WaitTimeoutError` or `QueueFullError` (tryAcquire misses are not counted). */
   readonly rejected: number;
   /** Waits and reservations cancelled before they were due. */
@@ -104,17 +88,22 @@ export interface LimiterStats {
   readonly throttles: number;
   /** Ms until the current shared pause ends; 0 when not paused. */
   readonly pausedForMs: number;
+  /** Concurrency cap (0 = none) and permits held now. */
+  readonly concurrency: number;
+  readonly inFlight: number;
+  /** Permits taken back from exited threads or expired leases. */
+  readonly reclaimed: number;
 }
 
 /**
  * A GCRA rate limiter whose state lives in a `SharedArrayBuffer`: every
- * thread that attaches acquires against the same strictly enforced limit, at
- * the cost of a few atomic instructions.
+ * thread that attaches acquires against the same strictly enforced limits,
+ * at the cost of a few atomic instructions.
  *
  * Guarantee: for every interval of length L, across all threads, the cost
- * granted within it is at most `burst + rate × L`; with `burst: 1`
- * consecutive grants are at least `1/rate` apart. Waiters are served first
- * come, first served across threads.
+ * granted within it is at most `burst + rate × L` in each limit; with
+ * `burst: 1` consecutive grants are at least `1/rate` apart. Waiters are
+ * served first come, first served across threads.
  *
  * @example
  * const limiter = new RateLimiter({ rate: 10, burst: 1 });
@@ -126,54 +115,69 @@ export interface LimiterStats {
 export class RateLimiter {
   /** Pass this to other threads; see {@link RateLimiter.attach}. */
   readonly handle: LimiterHandle;
-  /** Configured rate, grants (cost units) per second. */
+  /** Configured rate of the first limit, cost units per second. */
   readonly rate: number;
-  /** Bucket capacity, cost units. */
+  /** Bucket capacity of the first limit, cost units. */
   readonly burst: number;
 
   readonly #state: LimiterState;
   readonly #clock: Clock;
+  readonly #limits: readonly ResolvedLimit[];
+  readonly #permits: Permits | null;
   /** Limiter-wide maximum wait, ns; -1n = unbounded. */
   readonly #maxWaitNs: bigint;
 
   constructor(options: RateLimiterOptions) {
+    let views: SharedViews;
+    let config: StoredConfig;
+    let clock: Clock;
     const attaching = pendingAttach;
     pendingAttach = undefined;
     if (attaching !== undefined) {
-      // RateLimiter.attach(): adopt existing shared state.
-      const views = viewsOf(attaching.buffer);
-      const config = readConfig(views.words);
-      this.handle = Object.freeze({ kind: HANDLE_KIND, version: LAYOUT_VERSION, buffer: attaching.buffer });
-      this.#clock = attaching.clock;
-      this.#state = new LimiterState(views);
-      this.rate = rateFromIntervalNs(config.maxIntervalNs);
-      this.burst = Number(config.burst);
-      this.#maxWaitNs = config.maxWaitNs;
-      return;
+      ({ views, config } = attaching);
+      clock = attaching.clock;
+    } else {
+      const resolved = resolveOptions(options);
+      clock = options.clock ?? monotonicClock;
+      const createdAtNs = readClock(clock);
+      const adaptive = resolved.adaptive;
+      config = {
+        limits: resolved.limits.map((limit, i) => {
+          const maxIntervalNs = intervalNsFromRate(limit.rate);
+          const floorIntervalNs = adaptive ? intervalNsFromRate(Math.max(limit.rate * adaptive.minFraction, 1e-6)) : maxIntervalNs;
+          if (BigInt(limit.burst) * floorIntervalNs >= MAX_TOLERANCE_NS) {
+            const field = resolved.limits.length > 1 ? `limits.${limit.name}.burst` : 'burst';
+            const maxBurst = Number((MAX_TOLERANCE_NS - 1n) / floorIntervalNs);
+            throw new InvalidOptionError(field, limit.burst, `an integer in 1..${maxBurst} at rate ${i === 0 && adaptive ? 'floor ' : ''}${limit.rate}/s (burst/rate must stay under 146 years)`);
+          }
+          return {
+            name: limit.name, burst: BigInt(limit.burst), maxIntervalNs, floorIntervalNs,
+            maxQueue: BigInt(limit.maxQueue), defaultCost: BigInt(limit.defaultCost), rate: limit.rate,
+          };
+        }),
+        permitCount: resolved.concurrency,
+        maxWaitNs: resolved.maxWaitMs < 0 ? -1n : msToNsCeil(resolved.maxWaitMs),
+        createdAtNs,
+        decreasePpm: adaptive ? BigInt(Math.round(adaptive.decrease * 1e6)) : 0n,
+        recoveryPpm: adaptive ? BigInt(Math.round(adaptive.recovery * 1e6)) : 0n,
+        leaseNs: msToNsCeil(resolved.leaseMs),
+      };
+      views = createShared(config);
     }
-    const resolved = resolveOptions(options);
-    const clock = options.clock ?? monotonicClock;
-    const intervalNs = intervalNsFromRate(resolved.rate);
-    if (BigInt(resolved.burst) * intervalNs >= MAX_TOLERANCE_NS) {
-      const maxBurst = Number(MAX_TOLERANCE_NS / intervalNs) - 1;
-      throw new InvalidOptionError('burst', resolved.burst, `an integer in 1..${maxBurst} at rate ${resolved.rate}/s (burst/rate must stay under 146 years)`);
-    }
-    const views = createShared({
-      burst: BigInt(resolved.burst),
-      maxIntervalNs: intervalNs,
-      maxQueue: BigInt(resolved.maxQueue),
-      maxWaitNs: resolved.maxWaitMs < 0 ? -1n : msToNsCeil(resolved.maxWaitMs),
-      createdAtNs: readClock(clock),
-      floorIntervalNs: resolved.adaptive ? intervalNsFromRate(resolved.adaptive.minRate) : -1n,
-      decreasePpm: resolved.adaptive ? BigInt(Math.round(resolved.adaptive.decrease * 1e6)) : 0n,
-      recoveryPpm: resolved.adaptive ? BigInt(Math.round(resolved.adaptive.recovery * 1e6)) : 0n,
-    });
-    this.handle = Object.freeze({ kind: HANDLE_KIND, version: LAYOUT_VERSION, buffer: views.buffer });
+    this.handle = makeHandle(views.buffer);
     this.#clock = clock;
-    this.#state = new LimiterState(views);
-    this.rate = resolved.rate;
-    this.burst = resolved.burst;
-    this.#maxWaitNs = Atomics.load(views.words, Word.MAX_WAIT_NS);
+    this.#state = new LimiterState(views, config);
+    this.#limits = config.limits.map((l) => ({
+      name: l.name, rate: l.rate, burst: Number(l.burst),
+      maxQueue: Number(l.maxQueue), defaultCost: Number(l.defaultCost),
+    }));
+    this.rate = this.#limits[0]!.rate;
+    this.burst = this.#limits[0]!.burst;
+    this.#maxWaitNs = config.maxWaitNs;
+    this.#permits = config.permitCount > 0
+      ? new Permits(views.words, views.i32, config.limits.length, config.permitCount, config.leaseNs, config.createdAtNs, threadId)
+      : null;
+    if (this.#permits !== null) reclaimOnWorkerExit(this.#permits);
   }
 
   /**
@@ -183,41 +187,46 @@ export class RateLimiter {
    * corrupted configuration).
    */
   static attach(handle: LimiterHandle, options: AttachOptions = {}): RateLimiter {
-    const buffer = checkHandle(handle);
+    const opened = openHandle(handle);
     if (options.clock !== undefined && typeof options.clock !== 'function') {
       throw new InvalidOptionError('clock', options.clock, 'a function returning bigint nanoseconds');
     }
-    pendingAttach = { buffer, clock: options.clock ?? monotonicClock };
+    pendingAttach = { ...opened, clock: options.clock ?? monotonicClock };
     return new RateLimiter(undefined as unknown as RateLimiterOptions);
   }
 
-  /** Grants `cost` now if it conforms, else returns false. Never waits, never queues. */
-  tryAcquire(cost = 1): boolean {
-    if (cost !== 1) checkCost(cost, this.burst);
-    return this.#state.tryTake(this.#clock(), cost);
+  /** Names of the limits, in order. */
+  get limitNames(): readonly string[] {
+    return this.#limits.map((l) => l.name);
+  }
+
+  /** Grants `cost` now if it conforms in every limit, else returns false. Never waits, never queues; takes no concurrency permit. */
+  tryAcquire(cost: Cost = 1): boolean {
+    if (cost === 1 && !this.#state.multi) return this.#state.tryTakeSingle(this.#clock(), 1);
+    return this.#state.tryTake(this.#clock(), resolveCosts(cost, this.#limits));
   }
 
   /**
-   * Waits for `cost`, first come first served across all threads. Resolves
-   * with the {@link Grant}. Rejects at once with `CostTooLargeError` /
-   * `InvalidOptionError` for a cost that can never be granted, with
-   * `WaitTimeoutError` when the wait would exceed `timeoutMs` or `maxWaitMs`,
-   * with `QueueFullError` when `maxQueue` is reached, and with
-   * `signal.reason` on abort (the slot is given back where no later grant
-   * depends on it). Keeps the event loop alive while waiting.
+   * Waits for `cost`, first come first served across all threads, then (with
+   * `concurrency`) for a permit. Resolves with the {@link Grant}. Rejects at
+   * once with `CostTooLargeError` / `InvalidOptionError` for a cost that can
+   * never be granted, with `WaitTimeoutError` when the wait would exceed
+   * `timeoutMs` or `maxWaitMs`, with `QueueFullError` when a `maxQueue` is
+   * reached, and with `signal.reason` on abort (the slot is given back where
+   * no later grant depends on it). Keeps the event loop alive while waiting.
    */
-  acquire(cost = 1, options: AcquireOptions = {}): Promise<Grant> {
+  acquire(cost: Cost = 1, options: AcquireOptions = {}): Promise<Grant> {
     try {
-      checkCost(cost, this.burst);
-      const signal = options.signal;
+      const costs = resolveCosts(cost, this.#limits);
+      const { signal, onQueued } = options;
       const limit = this.#waitLimit(options.timeoutMs);
       if (signal?.aborted) return Promise.reject(signal.reason);
       const start = this.#clock();
-      const placed = this.#place(start, cost, limit);
-      if (placed.outcome === Outcome.Granted) {
-        return Promise.resolve({ cost, waitedMs: 0, slotNs: placed.slot });
+      const placed = this.#place(start, costs, limit);
+      if (placed.outcome === Outcome.Granted && this.#permits === null) {
+        return Promise.resolve(this.#grant(placed, start, start, null));
       }
-      return this.#waitAsync(placed, start, limit, signal);
+      return this.#waitAsync(placed, start, limit, signal, onQueued);
     } catch (error) {
       return Promise.reject(error);
     }
@@ -228,48 +237,61 @@ export class RateLimiter {
    * (a real sleep, no spinning). For worker threads and scripts; errors are
    * thrown.
    */
-  acquireSync(cost = 1, options: AcquireSyncOptions = {}): Grant {
-    checkCost(cost, this.burst);
+  acquireSync(cost: Cost = 1, options: AcquireSyncOptions = {}): Grant {
+    const costs = resolveCosts(cost, this.#limits);
     const limit = this.#waitLimit(options.timeoutMs);
     const start = this.#clock();
-    const placed = this.#place(start, cost, limit);
-    if (placed.outcome === Outcome.Granted) return { cost, waitedMs: 0, slotNs: placed.slot };
+    const placed = this.#place(start, costs, limit);
     const state = this.#state;
-    this.#countWaiting(cost, 1);
-    try {
-      for (;;) {
-        const now = this.#clock();
-        const remaining = state.remainingNs(now, placed.slot);
-        if (remaining === 0n) return { cost, waitedMs: nsToMs(now - start), slotNs: placed.slot };
-        this.#checkStillInTime(placed, start, now, remaining, limit);
-        sleepSync(state.i32, remaining);
+    let now = start;
+    if (placed.outcome === Outcome.Delayed) {
+      this.#countWaiting(placed, 1);
+      try {
+        for (;;) {
+          now = this.#clock();
+          const remaining = state.remainingNs(now, placed.slot);
+          if (remaining === 0n) break;
+          this.#checkStillInTime(placed, start, now, remaining, limit);
+          sleepSync(state.i32, remaining);
+        }
+      } finally {
+        this.#countWaiting(placed, -1);
       }
-    } finally {
-      this.#countWaiting(cost, -1);
+    }
+    const permits = this.#permits;
+    if (permits === null) return this.#grant(placed, start, now, null);
+    // Permit loop: read the release counter before trying, so a release
+    // between the try and the sleep changes the counter and the sleep returns.
+    for (;;) {
+      now = this.#clock();
+      const seen = permits.releases();
+      const token = permits.tryTake(now);
+      if (token !== null) return this.#grant(placed, start, now, token);
+      const waitNs = this.#permitWaitNs(placed, start, now, limit);
+      Atomics.wait(state.i32, permits.releaseIndex, seen, nsToMs(waitNs));
     }
   }
 
   /**
    * Takes a place on the schedule without waiting (x/time/rate's Reserve).
    * The caller waits `delayMs` itself, or cancels. Returns `ok: false` (and
-   * holds nothing) when the delay would exceed `timeoutMs`/`maxWaitMs` or the
-   * queue is full.
+   * holds nothing) when the delay would exceed `timeoutMs`/`maxWaitMs` or a
+   * queue is full. Takes no concurrency permit.
    */
-  reserve(cost = 1, options: ReserveOptions = {}): Reservation {
-    checkCost(cost, this.burst);
+  reserve(cost: Cost = 1, options: ReserveOptions = {}): Reservation {
+    const costs = resolveCosts(cost, this.#limits);
     const limit = this.#waitLimit(options.timeoutMs);
-    const now = this.#clock();
-    const placed = this.#state.reserve(now, cost, limit.ns);
+    const placed = this.#state.place(this.#clock(), costs, limit.ns);
     if (placed.outcome === Outcome.TooLate || placed.outcome === Outcome.QueueFull) {
       Atomics.add(this.#state.words, Word.REJECTED_COUNT, 1n);
-      return { ok: false, cost, delayMs: Infinity, cancel() {} };
+      return { ok: false, cost: costs[0]!, delayMs: Infinity, cancel() {} };
     }
     const state = this.#state;
     const clock = this.#clock;
     let cancelled = false;
     return {
       ok: true,
-      cost,
+      cost: costs[0]!,
       get delayMs() {
         return cancelled ? 0 : nsToMs(state.remainingNs(clock(), placed.slot));
       },
@@ -311,19 +333,22 @@ export class RateLimiter {
   }
 
   /**
-   * Runs `fn` through this limiter with retries: each attempt acquires first;
-   * a throttled outcome (default: HTTP 429/503, from a fetch `Response`, an
+   * Runs `fn` through this limiter with retries: each attempt acquires first
+   * (and holds a concurrency permit for exactly the duration of `fn`); a
+   * throttled outcome (default: HTTP 429/503, from a fetch `Response`, an
    * error with `status`, …) reports `backoff` with the server's delay
    * (`retry-after-ms`, `retry-after`, OpenAI/Anthropic reset headers), sleeps
    * a jittered exponential delay and tries again; any other error is rethrown
    * untouched. When retries run out, rejects with `RetriesExhaustedError`
-   * carrying the last outcome and the attempt count. See {@link RetryOptions}.
+   * carrying the last outcome and the attempt count. `fn` receives the
+   * attempt number, the signal and the {@link Grant} (to `settle` the actual
+   * cost). See {@link RetryOptions}.
    *
    * @example
    * const res = await limiter.run(() => fetch(url), { retries: 5 });
    */
-  run<T>(fn: (attempt: number, signal?: AbortSignal) => Promise<T> | T, options?: RetryOptions<T>): Promise<T> {
-    return runWithRetry(this, fn, options);
+  run<T>(fn: (attempt: number, signal?: AbortSignal, grant?: Grant) => Promise<T> | T, options?: RetryOptions<T>): Promise<T> {
+    return runWithRetry<T, Grant>(this, fn, options);
   }
 
   /** `fn` wrapped so that every call goes through {@link run} with `options`. */
@@ -331,66 +356,152 @@ export class RateLimiter {
     return (...args: A) => runWithRetry(this, () => fn(...args), options);
   }
 
-  /** Reads the shared counters. Cheap (a dozen atomic loads): fine to poll. */
+  /** Reads the shared counters. Cheap (a few dozen atomic loads): fine to poll. */
   stats(): LimiterStats {
-    const w = this.#state.words;
+    const state = this.#state;
+    const w = state.words;
     const now = this.#clock();
-    const intervalNs = Atomics.load(w, Word.INTERVAL_NS);
-    const tat = Atomics.load(w, Word.TAT);
-    const shift = Atomics.load(w, Word.SHIFT_NS);
-    const pauseStart = Atomics.load(w, Word.PAUSE_START);
-    const rawV = now - shift;
-    const v = rawV > pauseStart ? rawV : pauseStart;
-    const backlogNs = tat > v ? tat - v : 0n;
-    const toleranceNs = BigInt(this.burst) * intervalNs;
-    const available = backlogNs >= toleranceNs ? 0 : Number((toleranceNs - backlogNs) / intervalNs);
-    const pausedUntil = pauseStart + shift;
+    const v = state.virtualNow(now);
+    const limits = Object.fromEntries(state.limits.map((limit, i) => {
+      const intervalNs = state.intervalNs(i);
+      const tat = Atomics.load(w, limit.base + LimitWord.TAT);
+      const backlogNs = tat > v ? tat - v : 0n;
+      const toleranceNs = limit.burst * intervalNs;
+      const stats: LimitStats = {
+        rate: this.#limits[i]!.rate,
+        currentRate: intervalNs === limit.law?.minIntervalNs || !state.adaptive ? this.#limits[i]!.rate : rateFromIntervalNs(intervalNs),
+        burst: Number(limit.burst),
+        available: backlogNs >= toleranceNs ? 0 : Number((toleranceNs - backlogNs) / intervalNs),
+        grantedCost: Number(Atomics.load(w, limit.base + LimitWord.GRANTED_COST)),
+        waitingCost: Number(Atomics.load(w, limit.base + LimitWord.WAITING_COST)),
+      };
+      return [limit.name, stats];
+    }));
+    const pausedUntil = state.pausedUntilNs();
     return {
-      rate: this.rate,
-      currentRate: rateFromIntervalNs(intervalNs),
-      burst: this.burst,
-      available,
-      grantedCost: Number(Atomics.load(w, Word.GRANTED_COST)),
+      ...limits[state.limits[0]!.name]!,
+      limits,
       waiting: Number(Atomics.load(w, Word.WAITING_COUNT)),
-      waitingCost: Number(Atomics.load(w, Word.WAITING_COST)),
       rejected: Number(Atomics.load(w, Word.REJECTED_COUNT)),
       cancelled: Number(Atomics.load(w, Word.CANCELLED_COUNT)),
       throttles: Number(Atomics.load(w, Word.THROTTLE_COUNT)),
       pausedForMs: pausedUntil > now ? nsToMs(pausedUntil - now) : 0,
+      concurrency: this.#permits?.count ?? 0,
+      inFlight: Number(Atomics.load(w, Word.IN_FLIGHT)),
+      reclaimed: Number(Atomics.load(w, Word.RECLAIMED_COUNT)),
     };
   }
 
-  async #waitAsync(placed: Placed, start: bigint, limit: WaitLimit, signal: AbortSignal | undefined): Promise<Grant> {
+  async #waitAsync(
+    placed: Placed, start: bigint, limit: WaitLimit, signal: AbortSignal | undefined,
+    onQueued: AcquireOptions['onQueued'],
+  ): Promise<Grant> {
     const state = this.#state;
-    this.#countWaiting(placed.cost, 1);
-    try {
-      for (;;) {
-        const now = this.#clock();
-        const remaining = state.remainingNs(now, placed.slot);
-        if (remaining === 0n) return { cost: placed.cost, waitedMs: nsToMs(now - start), slotNs: placed.slot };
-        this.#checkStillInTime(placed, start, now, remaining, limit);
-        try {
-          await sleepAsync(remaining, signal);
-        } catch (reason) {
-          state.cancel(this.#clock(), placed);
-          throw reason;
+    let now = start;
+    if (placed.outcome === Outcome.Delayed) {
+      const status = new WaitStatus(state, placed.slot, this.#clock);
+      onQueued?.(status);
+      this.#countWaiting(placed, 1);
+      try {
+        for (;;) {
+          now = this.#clock();
+          const remaining = state.remainingNs(now, placed.slot);
+          if (remaining === 0n) break;
+          this.#checkStillInTime(placed, start, now, remaining, limit);
+          try {
+            await sleepAsync(remaining, signal);
+          } catch (reason) {
+            state.cancel(this.#clock(), placed);
+            throw reason;
+          }
         }
+        status.state = 'granted';
+      } catch (error) {
+        status.state = 'cancelled';
+        throw error;
+      } finally {
+        this.#countWaiting(placed, -1);
       }
-    } finally {
-      this.#countWaiting(placed.cost, -1);
+    }
+    const permits = this.#permits;
+    if (permits === null) return this.#grant(placed, start, now, null);
+    for (;;) {
+      now = this.#clock();
+      const seen = permits.releases();
+      const token = permits.tryTake(now);
+      if (token !== null) return this.#grant(placed, start, now, token);
+      const waitNs = this.#permitWaitNs(placed, start, now, limit);
+      await waitForChange(state.i32, permits.releaseIndex, seen, waitNs, signal).catch((reason: unknown) => {
+        this.#giveBack(placed);
+        throw reason;
+      });
     }
   }
 
+  /**
+   * How long a permit waiter may sleep before looking again: until its
+   * deadline (throwing WaitTimeoutError once it has passed), the earliest
+   * lease expiry, or 1 s, whichever comes first.
+   */
+  #permitWaitNs(placed: Placed, start: bigint, now: bigint, limit: WaitLimit): bigint {
+    let waitNs = 1_000_000_000n;
+    if (limit.ns >= 0n) {
+      const leftNs = start + limit.ns - now;
+      if (leftNs <= 0n) {
+        this.#giveBack(placed);
+        Atomics.add(this.#state.words, Word.REJECTED_COUNT, 1n);
+        throw new WaitTimeoutError(limit.ms, Infinity);
+      }
+      if (leftNs < waitNs) waitNs = leftNs;
+    }
+    const expiry = this.#permits!.earliestExpiryNs();
+    if (expiry >= 0n && expiry - now < waitNs) waitNs = expiry > now ? expiry - now : 1_000_000n;
+    return waitNs;
+  }
+
+  /** A rate grant whose permit never came: refund it if nothing was placed after it. */
+  #giveBack(placed: Placed): void {
+    this.#state.settle(this.#clock(), placed, placed.costs.map(() => 0));
+  }
+
+  #grant(placed: Placed, start: bigint, now: bigint, token: PermitToken | null): Grant {
+    return new GrantImpl(this.#state, placed, this.#clock, now - start, this.#resolveActual, this.#permits, token);
+  }
+
+  /** Actual costs for settle: a number (one limit) or per-limit costs; unnamed limits keep their granted cost. */
+  readonly #resolveActual = (actual: unknown, granted: readonly number[]): number[] => {
+    if (typeof actual === 'number' && this.#limits.length === 1) {
+      if (!Number.isInteger(actual) || actual < 0) throw new InvalidOptionError('actual', actual, 'an integer ≥ 0');
+      return [actual];
+    }
+    if (typeof actual !== 'object' || actual === null) {
+      throw new InvalidOptionError('actual', actual, 'an object of actual costs per limit');
+    }
+    const named = actual as Record<string, unknown>;
+    for (const key of Object.keys(named)) {
+      if (!this.#limits.some((l) => l.name === key)) throw new InvalidOptionError('actual', key, `costs named after the limits (${this.limitNames.join(', ')})`);
+    }
+    return this.#limits.map((l, i) => {
+      const value = named[l.name];
+      if (value === undefined) return granted[i]!;
+      if (typeof value !== 'number' || !Number.isInteger(value) || value < 0) {
+        throw new InvalidOptionError(`actual.${l.name}`, value, 'an integer ≥ 0');
+      }
+      return value;
+    });
+  };
+
   /** Places the request, turning refusals into typed errors. */
-  #place(now: bigint, cost: number, limit: WaitLimit): Placed {
-    const placed = this.#state.reserve(now, cost, limit.ns);
+  #place(now: bigint, costs: readonly number[], limit: WaitLimit): Placed {
+    const placed = this.#state.place(now, costs, limit.ns);
     if (placed.outcome === Outcome.TooLate) {
       Atomics.add(this.#state.words, Word.REJECTED_COUNT, 1n);
       throw new WaitTimeoutError(limit.ms, nsToMs(placed.delayNs));
     }
     if (placed.outcome === Outcome.QueueFull) {
       Atomics.add(this.#state.words, Word.REJECTED_COUNT, 1n);
-      throw new QueueFullError(Number(this.#state.maxQueue));
+      const full = this.#limits[placed.fullLimit]!;
+      throw new QueueFullError(full.maxQueue, full.name);
     }
     return placed;
   }
@@ -404,10 +515,13 @@ export class RateLimiter {
     }
   }
 
-  #countWaiting(cost: number, sign: 1 | -1): void {
-    const w = this.#state.words;
+  #countWaiting(placed: Placed, sign: 1 | -1): void {
+    const state = this.#state;
+    const w = state.words;
     Atomics.add(w, Word.WAITING_COUNT, BigInt(sign));
-    Atomics.add(w, Word.WAITING_COST, BigInt(sign * cost));
+    state.limits.forEach((limit, i) => {
+      if (placed.costs[i]! > 0) Atomics.add(w, limit.base + LimitWord.WAITING_COST, BigInt(sign * placed.costs[i]!));
+    });
   }
 
   /** The tighter of the call's `timeoutMs` and the limiter's `maxWaitMs`. */
@@ -420,7 +534,6 @@ export class RateLimiter {
     }
     return { ns: callNs, ms: callMs };
   }
-
 }
 
 interface WaitLimit {
@@ -431,7 +544,7 @@ interface WaitLimit {
 const NO_LIMIT: WaitLimit = { ns: -1n, ms: Infinity };
 
 /** Set by attach() for the one constructor call it makes (constructors are synchronous: no interleaving). */
-let pendingAttach: { buffer: SharedArrayBuffer; clock: Clock } | undefined;
+let pendingAttach: { views: SharedViews; config: StoredConfig; clock: Clock } | undefined;
 
 function readClock(clock: Clock): bigint {
   const now = clock();
@@ -441,28 +554,26 @@ function readClock(clock: Clock): bigint {
   return now;
 }
 
-/** Validates a handle and returns its buffer; throws InvalidHandleError with the reason. */
-function checkHandle(handle: unknown): SharedArrayBuffer {
-  if (typeof handle !== 'object' || handle === null) throw new InvalidHandleError(`expected an object, got ${handle === null ? 'null' : typeof handle}`);
-  const h = handle as Partial<LimiterHandle>;
-  if (h.kind !== HANDLE_KIND) throw new InvalidHandleError(`kind must be '${HANDLE_KIND}'`);
-  if (h.version !== LAYOUT_VERSION) throw new InvalidHandleError(`version ${String(h.version)} is not the supported layout version ${LAYOUT_VERSION}`);
-  const buffer = h.buffer;
-  if (Object.prototype.toString.call(buffer) !== '[object SharedArrayBuffer]') throw new InvalidHandleError('buffer must be a SharedArrayBuffer');
-  const sab = buffer as SharedArrayBuffer;
-  if (sab.byteLength !== LAYOUT_BYTES) throw new InvalidHandleError(`buffer must be ${LAYOUT_BYTES} bytes, got ${sab.byteLength}`);
-  const w = new BigInt64Array(sab);
-  if (Atomics.load(w, Word.MAGIC) !== MAGIC) throw new InvalidHandleError('buffer does not start with the atomic-pace magic number');
-  if (Atomics.load(w, Word.VERSION) !== BigInt(LAYOUT_VERSION)) throw new InvalidHandleError('buffer layout version does not match');
-  const config = readConfig(w);
-  const interval = Atomics.load(w, Word.INTERVAL_NS);
-  const corrupt =
-    config.burst < 1n || config.burst > BigInt(MAX_BURST) ||
-    config.maxIntervalNs < 1n || interval < config.maxIntervalNs ||
-    config.burst * config.maxIntervalNs >= MAX_TOLERANCE_NS ||
-    config.maxQueue < -1n || config.maxWaitNs < -1n ||
-    (config.floorIntervalNs !== -1n && (config.floorIntervalNs < config.maxIntervalNs || interval > config.floorIntervalNs ||
-      config.decreasePpm < 1n || config.decreasePpm >= 1_000_000n || config.recoveryPpm < 1n || config.recoveryPpm > 1_000_000n));
-  if (corrupt) throw new InvalidHandleError('corrupted configuration words');
-  return sab;
+/**
+ * Permits held by a worker that exits come back at once. Node emits
+ * `process` 'worker' in the thread that creates a Worker (the main thread for
+ * a Piscina pool); its id is read there, since `threadId` reads -1 once the
+ * worker has stopped.
+ */
+const watchedPermits = new Set<WeakRef<Permits>>();
+let watchingWorkers = false;
+function reclaimOnWorkerExit(permits: Permits): void {
+  watchedPermits.add(new WeakRef(permits));
+  if (watchingWorkers) return;
+  watchingWorkers = true;
+  process.on('worker', (worker) => {
+    const id = worker.threadId;
+    worker.once('exit', () => {
+      for (const ref of watchedPermits) {
+        const live = ref.deref();
+        if (live === undefined) watchedPermits.delete(ref);
+        else live.reclaimThread(id);
+      }
+    });
+  });
 }

@@ -5,6 +5,7 @@
  */
 import type { Clock } from './clock.js';
 import { CostTooLargeError, InvalidOptionError } from './errors.js';
+import { MAX_LIMITS, MAX_PERMITS } from './layout.js';
 
 /** A rate written as text: `'500/min'`, `'10/s'`, `'1/10s'`, `'90000/hour'`, `'1/day'`. */
 export type RateString = `${number}/${string}`;
@@ -20,14 +21,47 @@ export const MAX_BACKOFF_MS = 86_400_000;
 /** Largest accepted wait limit, ms (about 24.8 days, the Node timer limit). */
 export const MAX_TIMEOUT_MS = 2_147_483_647;
 
+/** One named limit of a limiter with several (see {@link RateLimiterOptions.limits}). */
+export interface LimitOptions {
+  /** As {@link RateLimiterOptions.rate}. */
+  rate: number | RateString;
+  /** As {@link RateLimiterOptions.burst}. */
+  burst?: number;
+  /** As {@link RateLimiterOptions.maxQueue}, for this limit. */
+  maxQueue?: number;
+  /** Cost of this limit for a request that does not name it. Integer in 0..burst, default 1. */
+  defaultCost?: number;
+}
+
 export interface RateLimiterOptions {
   /**
    * Grants per second (cost units per second), or a string such as
    * `'500/min'`. Finite, in 1e-6..1e9; fractions allowed: `0.1` is one grant
-   * every 10 s.
+   * every 10 s. Give either `rate` (one limit) or `limits` (several).
    * @example { rate: 10 }  { rate: '3000/min' }  { rate: 0.1 }
    */
-  rate: number | RateString;
+  rate?: number | RateString;
+  /**
+   * Several named limits enforced together, all-or-nothing: a grant takes its
+   * cost from every limit or from none. Costs are then named per limit,
+   * `acquire({ requests: 1, tokens: 1200 })`; a limit not named costs its
+   * `defaultCost`. 1..16 limits; names are 1..64 characters.
+   * @example { limits: { requests: { rate: '500/min' }, tokens: { rate: '90000/min', burst: 20000 } } }
+   */
+  limits?: Record<string, LimitOptions>;
+  /**
+   * Most requests in flight at once, across all threads: a grant from
+   * `acquire`/`acquireSync` holds a permit until `grant.release()` (`run` and
+   * `wrap` release for you). Integer in 1..4096; default none. Permits of a
+   * thread that exits come back at once (seen by the thread that created it);
+   * any permit held past `leaseMs` is taken back by the next waiter.
+   */
+  concurrency?: number;
+  /**
+   * Longest a concurrency permit may be held, ms, before other threads may
+   * reclaim it: longer than your slowest call. In 1..2^31-1, default 600_000 (10 min).
+   */
+  leaseMs?: number;
   /**
    * Bucket capacity in cost units: how much may be granted at once after an
    * idle period. Integer in 1..1e9. Default 1: strict spacing of 1/rate
@@ -65,7 +99,11 @@ export interface RateLimiterOptions {
 
 /** Parameters of the adaptive-rate law (see `adaptive.ts`). */
 export interface AdaptiveOptions {
-  /** Lowest rate the law may cut to, grants per second or a string like '1/s'. In 1e-6..rate. Default rate / 10. */
+  /**
+   * Lowest rate the law may cut to, grants per second or a string like '1/s'.
+   * In 1e-6..rate. Default rate / 10. With several limits it refers to the
+   * first, and every limit may fall to the same fraction of its own rate.
+   */
   minRate?: number | RateString;
   /** Multiplier applied to the rate per congestion event, in 0.01..0.99. Default 0.5. */
   decrease?: number;
@@ -78,9 +116,28 @@ export interface AttachOptions {
   clock?: Clock;
 }
 
+/** Live position of a waiting request (see {@link AcquireOptions.onQueued}). */
+export interface QueueStatus {
+  /**
+   * Estimated place in the queue, in cost units of the first limit ahead of
+   * and including this request (for cost-1 requests: 1 = next in line).
+   * 0 once granted or cancelled.
+   */
+  readonly position: number;
+  /** Estimated ms until the grant (0 once granted or cancelled). */
+  readonly etaMs: number;
+  readonly state: 'queued' | 'granted' | 'cancelled';
+}
+
 export interface AcquireOptions {
   /** Cancels the wait: the promise rejects with `signal.reason` and the reserved slot is given back where possible. */
   signal?: AbortSignal;
+  /**
+   * Called once, synchronously, if the request has to wait, with a live
+   * {@link QueueStatus}: keep it and read `position`/`etaMs` whenever you want
+   * to show "queued, position 7, about 3 s".
+   */
+  onQueued?: (status: QueueStatus) => void;
   /**
    * Longest this call may wait, ms (≥ 0, or Infinity). If the schedule says
    * the grant is further away, the call fails at once with `WaitTimeoutError`
@@ -109,15 +166,26 @@ export interface BackoffOptions {
   reason?: string;
 }
 
-/** Validated limiter configuration. */
-export interface ResolvedOptions {
+/** A validated limit. */
+export interface ResolvedLimit {
+  name: string;
   rate: number;
   burst: number;
   /** -1 = unbounded */
   maxQueue: number;
+  defaultCost: number;
+}
+
+/** Validated limiter configuration. */
+export interface ResolvedOptions {
+  limits: ResolvedLimit[];
+  /** 0 = no concurrency cap */
+  concurrency: number;
+  leaseMs: number;
   /** -1 = unbounded */
   maxWaitMs: number;
-  adaptive: { minRate: number; decrease: number; recovery: number } | null;
+  /** minFraction: lowest rate as a fraction of each limit's rate */
+  adaptive: { minFraction: number; decrease: number; recovery: number } | null;
 }
 
 const UNIT_SECONDS: Record<string, number> = {
@@ -171,17 +239,46 @@ export function resolveOptions(options: unknown): ResolvedOptions {
     throw new InvalidOptionError('options', options, "an object like { rate: 10, burst: 1 }");
   }
   const o = options as Partial<RateLimiterOptions>;
-  const rate = parseRate(o.rate);
-  const burst = o.burst === undefined ? 1 : checkInteger('burst', o.burst, 1, MAX_BURST);
-  let maxQueue = -1;
-  if (o.maxQueue !== undefined && o.maxQueue !== Infinity) {
-    maxQueue = checkInteger('maxQueue', o.maxQueue, 0, Number.MAX_SAFE_INTEGER);
+  let limits: ResolvedLimit[];
+  if (o.limits !== undefined) {
+    if (o.rate !== undefined) throw new InvalidOptionError('rate', o.rate, 'absent when `limits` is given (put each rate in its limit)');
+    if (typeof o.limits !== 'object' || o.limits === null) {
+      throw new InvalidOptionError('limits', o.limits, "an object of named limits like { requests: { rate: '500/min' } }");
+    }
+    const entries = Object.entries(o.limits);
+    if (entries.length < 1 || entries.length > MAX_LIMITS) {
+      throw new InvalidOptionError('limits', o.limits, `an object with 1..${MAX_LIMITS} named limits`);
+    }
+    limits = entries.map(([name, limit]) => resolveLimit(name, limit, `limits.${name}.`));
+  } else {
+    limits = [resolveLimit('default', { rate: o.rate as number, burst: o.burst, maxQueue: o.maxQueue }, '')];
   }
+  if (o.limits !== undefined && (o.burst !== undefined || o.maxQueue !== undefined)) {
+    throw new InvalidOptionError(o.burst !== undefined ? 'burst' : 'maxQueue', o.burst ?? o.maxQueue, 'absent when `limits` is given (set it per limit)');
+  }
+  const concurrency = o.concurrency === undefined ? 0 : checkInteger('concurrency', o.concurrency, 1, MAX_PERMITS);
+  const leaseMs = o.leaseMs === undefined ? 600_000 : checkInteger('leaseMs', o.leaseMs, 1, MAX_TIMEOUT_MS);
   const maxWaitMs = o.maxWaitMs === undefined ? -1 : checkMs('maxWaitMs', o.maxWaitMs);
   if (o.clock !== undefined && typeof o.clock !== 'function') {
     throw new InvalidOptionError('clock', o.clock, 'a function returning bigint nanoseconds');
   }
-  return { rate, burst, maxQueue, maxWaitMs, adaptive: resolveAdaptive(o.adaptive, rate) };
+  return { limits, concurrency, leaseMs, maxWaitMs, adaptive: resolveAdaptive(o.adaptive, limits) };
+}
+
+const LIMIT_NAME = /^[A-Za-z0-9_.:-]{1,64}$/;
+
+function resolveLimit(name: string, limit: unknown, prefix: string): ResolvedLimit {
+  if (!LIMIT_NAME.test(name)) throw new InvalidOptionError('limits', name, 'limit names of 1..64 characters from A-Z a-z 0-9 _ . : -');
+  if (typeof limit !== 'object' || limit === null) throw new InvalidOptionError(`${prefix.slice(0, -1)}`, limit, "an object like { rate: '500/min', burst: 1 }");
+  const l = limit as Partial<LimitOptions>;
+  const rate = parseRate(l.rate, `${prefix}rate`);
+  const burst = l.burst === undefined ? 1 : checkInteger(`${prefix}burst`, l.burst, 1, MAX_BURST);
+  let maxQueue = -1;
+  if (l.maxQueue !== undefined && l.maxQueue !== Infinity) {
+    maxQueue = checkInteger(`${prefix}maxQueue`, l.maxQueue, 0, Number.MAX_SAFE_INTEGER);
+  }
+  const defaultCost = l.defaultCost === undefined ? 1 : checkInteger(`${prefix}defaultCost`, l.defaultCost, 0, burst);
+  return { name, rate, burst, maxQueue, defaultCost };
 }
 
 function checkFraction(field: string, value: unknown, min: number, max: number, fallback: number): number {
@@ -192,7 +289,8 @@ function checkFraction(field: string, value: unknown, min: number, max: number, 
   return value;
 }
 
-function resolveAdaptive(adaptive: unknown, rate: number): ResolvedOptions['adaptive'] {
+function resolveAdaptive(adaptive: unknown, limits: ResolvedLimit[]): ResolvedOptions['adaptive'] {
+  const rate = limits[0]!.rate;
   if (adaptive === undefined || adaptive === false) return null;
   if (adaptive !== true && (typeof adaptive !== 'object' || adaptive === null)) {
     throw new InvalidOptionError('adaptive', adaptive, 'a boolean or an object { minRate?, decrease?, recovery? }');
@@ -205,17 +303,45 @@ function resolveAdaptive(adaptive: unknown, rate: number): ResolvedOptions['adap
   }
   if (minRate < MIN_RATE) minRate = MIN_RATE;
   return {
-    minRate,
+    // The law scales every limit alike: each may fall to the same fraction
+    // of its own rate as minRate is of the first limit's.
+    minFraction: minRate / rate,
     decrease: checkFraction('adaptive.decrease', a.decrease, 0.01, 0.99, 0.5),
     recovery: checkFraction('adaptive.recovery', a.recovery, 0.000001, 1, 0.01),
   };
 }
 
-/** Validates a request's cost: an integer in 1..burst; above burst is a {@link CostTooLargeError}. */
-export function checkCost(cost: unknown, burst: number): number {
-  if (typeof cost !== 'number' || !Number.isInteger(cost) || cost < 1) {
-    throw new InvalidOptionError('cost', cost, `an integer in 1..${burst} (burst)`);
+/** Validates a request's cost: an integer in min..burst; above burst is a {@link CostTooLargeError}. */
+export function checkCost(cost: unknown, burst: number, field = 'cost', min = 1): number {
+  if (typeof cost !== 'number' || !Number.isInteger(cost) || cost < min) {
+    throw new InvalidOptionError(field, cost, `an integer in ${min}..${burst} (burst)`);
   }
-  if (cost > burst) throw new CostTooLargeError(cost, burst);
+  if (cost > burst) throw new CostTooLargeError(cost, burst, field);
   return cost;
+}
+
+/** What a request asks for: one cost (one limit), or a cost per named limit. */
+export type Cost = number | Readonly<Record<string, number>>;
+
+/**
+ * A request's cost per limit index. A number is the cost of the only limit
+ * (several limits need named costs); names not given cost their default.
+ */
+export function resolveCosts(cost: unknown, limits: readonly ResolvedLimit[]): number[] {
+  if (limits.length === 1 && typeof cost === 'number') return [checkCost(cost, limits[0]!.burst)];
+  if (typeof cost !== 'object' || cost === null) {
+    const names = limits.map((l) => l.name).join(', ');
+    throw new InvalidOptionError('cost', cost, limits.length === 1
+      ? `an integer in 1..${limits[0]!.burst} (burst)`
+      : `an object of costs per limit (${names}), e.g. { ${limits[0]!.name}: 1 }`);
+  }
+  const named = cost as Record<string, unknown>;
+  for (const key of Object.keys(named)) {
+    if (!limits.some((l) => l.name === key)) {
+      throw new InvalidOptionError('cost', key, `costs named after the limits (${limits.map((l) => l.name).join(', ')})`);
+    }
+  }
+  const costs = limits.map((l) => named[l.name] === undefined ? l.defaultCost : checkCost(named[l.name], l.burst, `cost.${l.name}`, 0));
+  if (costs.every((c) => c === 0)) throw new InvalidOptionError('cost', cost, 'a cost of at least 1 in some limit');
+  return costs;
 }

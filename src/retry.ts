@@ -18,12 +18,15 @@ export interface RetryTarget {
    * Wait for permission to perform one attempt of the given cost. Should
    * reject with `options.signal.reason` when the signal aborts.
    */
-  acquire(cost?: number, options?: { signal?: AbortSignal }): Promise<unknown>;
+  acquire(cost?: RetryCost, options?: { signal?: AbortSignal }): Promise<unknown>;
   /** Pause every thread sharing the limiter. */
   backoff(options: { retryAfterMs?: number; reason?: string }): void;
   /** Report a success (adaptive rate recovery); optional. */
   success?(): void;
 }
+
+/** A cost as the limiter takes it: one number, or costs per named limit. */
+export type RetryCost = number | Readonly<Record<string, number>>;
 
 /** Which way an attempt ended: it resolved with a value, or it threw. */
 export type OutcomeKind = 'value' | 'error';
@@ -64,7 +67,7 @@ export interface RetryOptions<T> {
    * Cost passed to acquire for each attempt, an integer >= 1, default 1 (the
    * limiter may further require cost <= its burst).
    */
-  cost?: number;
+  cost?: RetryCost;
   /** Aborts the whole loop; the returned promise rejects with `signal.reason`. */
   signal?: AbortSignal;
   /** Injected randomness in [0,1) for tests; default Math.random. */
@@ -162,9 +165,9 @@ export function defaultRetryAfter(outcome: unknown, _kind: OutcomeKind): number 
  * Options are validated before anything else happens; a bad one rejects with
  * {@link InvalidOptionError} (bad `target`/`fn` with `TypeError`).
  */
-export async function runWithRetry<T>(
+export async function runWithRetry<T, G = unknown>(
   target: RetryTarget,
-  fn: (attempt: number, signal?: AbortSignal) => Promise<T> | T,
+  fn: (attempt: number, signal?: AbortSignal, grant?: G) => Promise<T> | T,
   options: RetryOptions<T> = {},
 ): Promise<T> {
   const o = resolveOptions(target, fn, options);
@@ -172,17 +175,28 @@ export async function runWithRetry<T>(
 
   for (let attempt = 0; ; attempt++) {
     throwIfAborted(signal);
-    await raceAbort(target.acquire(o.cost, signal === undefined ? {} : { signal }), signal);
-    throwIfAborted(signal);
+    const acquiring = target.acquire(o.cost, signal === undefined ? {} : { signal }) as Promise<G>;
+    let grant: G;
+    try {
+      grant = await raceAbort(acquiring, signal);
+      throwIfAborted(signal);
+    } catch (error) {
+      // Aborted while the grant was on its way: give its permit back when it lands.
+      acquiring.then(releaseGrant, () => {});
+      throw error;
+    }
 
     let outcome: unknown;
     let kind: OutcomeKind;
     try {
-      outcome = await fn(attempt, signal);
+      outcome = await fn(attempt, signal, grant);
       kind = 'value';
     } catch (error) {
       outcome = error;
       kind = 'error';
+    } finally {
+      // A concurrency permit is held for exactly the duration of the call.
+      releaseGrant(grant);
     }
 
     if (!o.isThrottle(outcome, kind)) {
@@ -205,13 +219,20 @@ export async function runWithRetry<T>(
 // ---------------------------------------------------------------------------
 // Internals
 
+/** Releases a grant's concurrency permit, if the target's grants have one. */
+function releaseGrant(grant: unknown): void {
+  if (typeof grant === 'object' && grant !== null && typeof (grant as { release?: unknown }).release === 'function') {
+    (grant as { release(): void }).release();
+  }
+}
+
 interface ResolvedOptions {
   retries: number;
   isThrottle: (outcome: unknown, kind: OutcomeKind) => boolean;
   retryAfter: (outcome: unknown, kind: OutcomeKind) => number | undefined;
   baseDelayMs: number;
   maxDelayMs: number;
-  cost: number;
+  cost: RetryCost;
   signal: AbortSignal | undefined;
   random: () => number;
   sleep: (ms: number, signal?: AbortSignal) => Promise<void>;
@@ -245,8 +266,8 @@ function resolveOptions(
     throw new InvalidOptionError('maxDelayMs', maxDelayMs, `a finite number >= baseDelayMs (${baseDelayMs})`);
   }
   const cost = options.cost ?? 1;
-  if (typeof cost !== 'number' || !Number.isSafeInteger(cost) || cost < 1) {
-    throw new InvalidOptionError('cost', cost, 'an integer >= 1');
+  if ((typeof cost !== 'number' || !Number.isSafeInteger(cost) || cost < 1) && (typeof cost !== 'object' || cost === null)) {
+    throw new InvalidOptionError('cost', cost, 'an integer >= 1, or an object of costs per limit');
   }
   const signal = options.signal;
   if (signal !== undefined && !isAbortSignal(signal)) {

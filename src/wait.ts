@@ -41,3 +41,32 @@ export function sleepAsync(ns: bigint, signal: AbortSignal | undefined): Promise
     signal.addEventListener('abort', onAbort, { once: true });
   });
 }
+
+type WaitAsync = (i32: Int32Array, index: number, value: number, timeoutMs: number) =>
+  { async: false; value: string } | { async: true; value: Promise<string> };
+
+/**
+ * Resolves when `i32[index]` is no longer `seen` (after an `Atomics.notify`),
+ * or after about `ns`; rejects with `signal.reason` on abort. Holds a ref'd
+ * timer meanwhile: a pending `Atomics.waitAsync` alone does not keep the
+ * event loop alive.
+ */
+export function waitForChange(i32: Int32Array, index: number, seen: number, ns: bigint, signal: AbortSignal | undefined): Promise<void> {
+  if (signal?.aborted) return Promise.reject(signal.reason);
+  const ms = Math.min(Math.max(1, Math.ceil(Number(ns) / 1e6)), 2_147_483_647);
+  const result = (Atomics as unknown as { waitAsync: WaitAsync }).waitAsync(i32, index, seen, ms);
+  if (!result.async) return Promise.resolve();
+  return new Promise<void>((resolve, reject) => {
+    const keepAlive = setTimeout(() => {}, ms + 1);
+    const onAbort = (): void => {
+      clearTimeout(keepAlive);
+      reject(signal!.reason);
+    };
+    signal?.addEventListener('abort', onAbort, { once: true });
+    void result.value.then(() => {
+      clearTimeout(keepAlive);
+      signal?.removeEventListener('abort', onAbort);
+      resolve();
+    });
+  });
+}

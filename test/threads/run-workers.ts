@@ -5,15 +5,20 @@ import { toRecords, type GrantRecord } from '../support/invariants.js';
 export interface WorkerResult {
   records: number[];
   granted: number;
+  /** multi-async: tokens per grant, in record order */
+  costs?: number[];
+  /** permits: most permit holders this worker saw at once */
+  maxSeen?: number;
   backoff: { before: number; after: number; retryAfterMs: number } | null;
 }
 
 export interface RunOptions {
-  mode: 'try-spin' | 'lost-update' | 'acquire-sync' | 'acquire-async';
+  mode: 'try-spin' | 'lost-update' | 'acquire-sync' | 'acquire-async' | 'multi-async' | 'permits';
   durationMs?: number;
   concurrency?: number;
   cost?: number;
   iterations?: number;
+  inFlight?: Int32Array;
   /** Per-worker extra data, by worker index. */
   perWorker?: (index: number) => Record<string, unknown>;
 }

@@ -4,7 +4,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { RateLimiter } from '../../dist/index.js';
 
-const { handle, baseNs, mode, durationMs, concurrency = 1, cost = 1, start, backoffAtMs, retryAfterMs, iterations } = workerData;
+const { handle, baseNs, mode, durationMs, concurrency = 1, cost = 1, start, backoffAtMs, retryAfterMs, iterations, inFlight, seed = 1 } = workerData;
 const limiter = RateLimiter.attach(handle);
 const now = () => Number(process.hrtime.bigint() - baseNs); // ns since the test's base, exact as a double
 
@@ -61,5 +61,45 @@ if (mode === 'try-spin') {
     }
   };
   await Promise.all(Array.from({ length: concurrency }, loop));
+} else if (mode === 'multi-async') {
+  // Several limits, random costs per request; records per-limit costs.
+  let state = seed;
+  const random = () => ((state = (state * 1103515245 + 12345) % 2147483648) / 2147483648);
+  result.costs = [];
+  const loop = async () => {
+    while (now() < endAt) {
+      const tokens = 1 + Math.floor(random() * 400);
+      const callStart = now();
+      const promise = limiter.acquire({ requests: 1, tokens });
+      const callReturned = now();
+      const grant = await promise;
+      records.push(callStart, callReturned, now(), Number(grant.slotNs - baseNs));
+      result.costs.push(tokens);
+      grant.release();
+    }
+  };
+  await Promise.all(Array.from({ length: concurrency }, loop));
+} else if (mode === 'permits') {
+  // Hold a concurrency permit for a random few ms per call; count holders in a
+  // test-owned shared counter and remember the most seen at once.
+  let maxSeen = 0;
+  const loop = async () => {
+    while (now() < endAt) {
+      await limiter.run(async () => {
+        const holders = Atomics.add(inFlight, 0, 1) + 1;
+        if (holders > maxSeen) maxSeen = holders;
+        await new Promise((resolve) => setTimeout(resolve, 1 + Math.floor(Math.random() * 4)));
+        Atomics.sub(inFlight, 0, 1);
+      });
+      result.granted += 1;
+    }
+  };
+  await Promise.all(Array.from({ length: concurrency }, loop));
+  result.maxSeen = maxSeen;
+} else if (mode === 'hold-forever') {
+  // Take a permit and never give it back: only the worker's exit can.
+  await limiter.acquire();
+  parentPort.postMessage({ holding: true });
+  await new Promise(() => setInterval(() => {}, 1000));
 }
 parentPort.postMessage(result);
