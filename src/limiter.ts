@@ -124,6 +124,8 @@ export class RateLimiter {
   readonly #clock: Clock;
   readonly #limits: readonly ResolvedLimit[];
   readonly #permits: Permits | null;
+  /** One limit: tryAcquire(1) goes straight to the lock-free path. */
+  readonly #single: boolean;
   /** Limiter-wide maximum wait, ns; -1n = unbounded. */
   readonly #maxWaitNs: bigint;
 
@@ -174,6 +176,7 @@ export class RateLimiter {
     this.rate = this.#limits[0]!.rate;
     this.burst = this.#limits[0]!.burst;
     this.#maxWaitNs = config.maxWaitNs;
+    this.#single = config.limits.length === 1;
     this.#permits = config.permitCount > 0
       ? new Permits(views.words, views.i32, config.limits.length, config.permitCount, config.leaseNs, config.createdAtNs, threadId)
       : null;
@@ -202,7 +205,7 @@ export class RateLimiter {
 
   /** Grants `cost` now if it conforms in every limit, else returns false. Never waits, never queues; takes no concurrency permit. */
   tryAcquire(cost: Cost = 1): boolean {
-    if (cost === 1 && !this.#state.multi) return this.#state.tryTakeSingle(this.#clock(), 1);
+    if (cost === 1 && this.#single) return this.#state.tryTakeSingle(this.#clock(), 1);
     return this.#state.tryTake(this.#clock(), resolveCosts(cost, this.#limits));
   }
 

@@ -111,9 +111,9 @@ export class LimiterState {
   readonly multi: boolean;
   readonly adaptive: boolean;
 
-  // Limit 0's τ = burst·T, recomputed only when the shared interval changes.
-  private cachedIntervalNs = -1n;
-  private cachedToleranceNs = 0n;
+  // Limit 0's T and τ = burst·T; re-read only when the rate is adaptive.
+  private cachedIntervalNs: bigint;
+  private cachedToleranceNs: bigint;
   private readonly base0: number;
   private readonly burst0: bigint;
 
@@ -133,6 +133,8 @@ export class LimiterState {
     this.multi = this.limits.length > 1;
     this.base0 = limitBase(0);
     this.burst0 = config.limits[0]!.burst;
+    this.cachedIntervalNs = Atomics.load(this.words, this.base0 + LimitWord.INTERVAL_NS);
+    this.cachedToleranceNs = this.burst0 * this.cachedIntervalNs;
   }
 
   /** Current emission interval T of limit `i`, ns per cost unit. */
@@ -149,10 +151,14 @@ export class LimiterState {
   tryTakeSingle(now: bigint, cost: number): boolean {
     const w = this.words;
     const base = this.base0;
-    const intervalNs = Atomics.load(w, base + LimitWord.INTERVAL_NS);
-    if (intervalNs !== this.cachedIntervalNs) {
-      this.cachedToleranceNs = this.burst0 * intervalNs;
-      this.cachedIntervalNs = intervalNs;
+    // A fixed-rate limit's interval never changes: skip the shared load.
+    let intervalNs = this.cachedIntervalNs;
+    if (this.adaptive) {
+      intervalNs = Atomics.load(w, base + LimitWord.INTERVAL_NS);
+      if (intervalNs !== this.cachedIntervalNs) {
+        this.cachedToleranceNs = this.burst0 * intervalNs;
+        this.cachedIntervalNs = intervalNs;
+      }
     }
     const toleranceNs = this.cachedToleranceNs;
     const costNs = cost === 1 ? intervalNs : BigInt(cost) * intervalNs;
