@@ -244,34 +244,13 @@ export class RateLimiter {
     const costs = resolveCosts(cost, this.#limits);
     const limit = this.#waitLimit(options.timeoutMs);
     const start = this.#clock();
-    const placed = this.#place(start, costs, limit);
-    const state = this.#state;
-    let now = start;
-    if (placed.outcome === Outcome.Delayed) {
-      this.#countWaiting(placed, 1);
-      try {
-        for (;;) {
-          now = this.#clock();
-          const remaining = state.remainingNs(now, placed.slot);
-          if (remaining === 0n) break;
-          this.#checkStillInTime(placed, start, now, remaining, limit);
-          sleepSync(state.i32, remaining);
-        }
-      } finally {
-        this.#countWaiting(placed, -1);
-      }
-    }
-    const permits = this.#permits;
-    if (permits === null) return this.#grant(placed, start, now, null);
-    // Permit loop: read the release counter before trying, so a release
-    // between the try and the sleep changes the counter and the sleep returns.
-    for (;;) {
-      now = this.#clock();
-      const seen = permits.releases();
-      const token = permits.tryTake(now);
-      if (token !== null) return this.#grant(placed, start, now, token);
-      const waitNs = this.#permitWaitNs(placed, start, now, limit);
-      Atomics.wait(state.i32, permits.releaseIndex, seen, nsToMs(waitNs));
+    const steps = this.#waitSteps(this.#place(start, costs, limit), start, limit, null);
+    const i32 = this.#state.i32;
+    for (let step = steps.next(); ; step = steps.next()) {
+      if (step.done) return step.value;
+      const wait = step.value;
+      if (wait.permitsSeen === undefined) sleepSync(i32, wait.ns);
+      else Atomics.wait(i32, this.#permits!.releaseIndex, wait.permitsSeen, nsToMs(wait.ns));
     }
   }
 
@@ -399,6 +378,31 @@ export class RateLimiter {
     placed: Placed, start: bigint, limit: WaitLimit, signal: AbortSignal | undefined,
     onQueued: AcquireOptions['onQueued'],
   ): Promise<Grant> {
+    const steps = this.#waitSteps(placed, start, limit, onQueued ?? null);
+    const i32 = this.#state.i32;
+    let step = steps.next();
+    while (!step.done) {
+      const wait = step.value;
+      try {
+        if (wait.permitsSeen === undefined) await sleepAsync(wait.ns, signal);
+        else await waitForChange(i32, this.#permits!.releaseIndex, wait.permitsSeen, wait.ns, signal);
+      } catch (reason) {
+        step = steps.throw(reason); // gives the place back, then rethrows
+        continue;
+      }
+      step = steps.next();
+    }
+    return step.value;
+  }
+
+  /**
+   * The waiting algorithm, once for both `acquireSync` and `acquire`: it
+   * yields each sleep it needs (until the slot is due, then until a permit is
+   * released) and its driver performs it with `Atomics.wait` or timers. A
+   * sleep that ends by abort is thrown back in, and the placement is given
+   * back where nothing depends on it.
+   */
+  *#waitSteps(placed: Placed, start: bigint, limit: WaitLimit, onQueued: AcquireOptions['onQueued'] | null): Generator<WaitStep, Grant, void> {
     const state = this.#state;
     let now = start;
     if (placed.outcome === Outcome.Delayed) {
@@ -412,7 +416,7 @@ export class RateLimiter {
           if (remaining === 0n) break;
           this.#checkStillInTime(placed, start, now, remaining, limit);
           try {
-            await sleepAsync(remaining, signal);
+            yield { ns: remaining };
           } catch (reason) {
             state.cancel(this.#clock(), placed);
             throw reason;
@@ -428,16 +432,19 @@ export class RateLimiter {
     }
     const permits = this.#permits;
     if (permits === null) return this.#grant(placed, start, now, null);
+    // Permit loop: read the release counter before trying, so a release
+    // between the try and the sleep changes the counter and the sleep returns.
     for (;;) {
       now = this.#clock();
-      const seen = permits.releases();
+      const permitsSeen = permits.releases();
       const token = permits.tryTake(now);
       if (token !== null) return this.#grant(placed, start, now, token);
-      const waitNs = this.#permitWaitNs(placed, start, now, limit);
-      await waitForChange(state.i32, permits.releaseIndex, seen, waitNs, signal).catch((reason: unknown) => {
+      try {
+        yield { ns: this.#permitWaitNs(placed, start, now, limit), permitsSeen };
+      } catch (reason) {
         this.#giveBack(placed);
         throw reason;
-      });
+      }
     }
   }
 
@@ -537,6 +544,12 @@ export class RateLimiter {
     }
     return { ns: callNs, ms: callMs };
   }
+}
+
+/** One sleep of a waiter: until ~ns pass, or (permitsSeen set) until a permit is released. */
+interface WaitStep {
+  readonly ns: bigint;
+  readonly permitsSeen?: number;
 }
 
 interface WaitLimit {

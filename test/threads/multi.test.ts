@@ -15,7 +15,7 @@ describe('several limits across 8 worker threads', () => {
     const limits = { requests: { rate: 400, burst: 4 }, tokens: { rate: 60_000, burst: 2_000 } };
     const limiter = new RateLimiter({ limits });
     const { results, startedAt } = await runWorkers(limiter, WORKERS, {
-      mode: 'multi-async', durationMs: 1500, concurrency: 3,
+      mode: 'multi-async', durationMs: 1500, concurrency: 8,
       perWorker: (i) => ({ seed: 1 + i * 7919 }),
     });
     const byRequests: GrantRecord[] = [];
@@ -34,7 +34,7 @@ describe('several limits across 8 worker threads', () => {
     expect(fifoInversions(byRequests)).toBe(0);
     // Saturated on whichever limit binds: tokens (mean cost ~200 → ~300 req/s) here.
     const tokensInRun = byTokens.filter((r) => r.slot >= startedAt && r.slot <= startedAt + 1500e6).reduce((s, r) => s + r.cost, 0);
-    expect(tokensInRun / (60_000 * 1.5)).toBeGreaterThan(0.8);
+    expect(tokensInRun / (60_000 * 1.5)).toBeGreaterThan(0.75); // see strict.test.ts on loaded machines
     const stats = limiter.stats();
     expect(stats.limits.tokens!.grantedCost).toBe(byTokens.reduce((s, r) => s + r.cost, 0));
     expect(stats.limits.requests!.grantedCost).toBe(byRequests.length);
