@@ -29,12 +29,13 @@ describe('strictness across 8 worker threads', () => {
     const created = startedAt - 1e9; // generous: creation happened before the workers started
     expect(total).toBeLessThanOrEqual(burst + Math.floor((endedAt - created) / intervalNs));
     expect(limiter.stats().grantedCost).toBe(total);
-    // Saturated. tryAcquire can not bank a slot while every worker is
-    // descheduled (a loaded 2-core machine runs 8 spinners plus everything
-    // else), so this floor is looser than the waiting tests' 0.9; an idle
-    // machine measures ~0.999 (bench/).
+    // Not starved: tryAcquire can not bank a slot while every worker is
+    // descheduled, so under outside load this ratio measures the machine,
+    // not the limiter (0.53 seen with load average 5 on 2 cores; ~0.99 idle,
+    // see bench/). The floor still catches a limiter granting at a fraction
+    // of its rate; the waiting tests below check saturation precisely.
     const ideal = burst + (1500 * 1e6) / intervalNs;
-    expect(total / ideal).toBeGreaterThan(0.6);
+    expect(total / ideal).toBeGreaterThan(0.4);
   });
 
   it('CAS loses no update: 8 threads × 50 000 immediate grants all land in the shared word', async () => {
