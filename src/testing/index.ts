@@ -1,0 +1,11 @@
+/**
+ * `atomic-pace/testing`: tools for testing code that calls rate-limited APIs.
+ *
+ * - {@link startMockApi}: a real local HTTP server that enforces a strict
+ *   sliding-window limit, throttles spuriously, and counts every request that
+ *   ignores a `Retry-After` it issued.
+ *
+ * @module
+ */
+export { HEALTH_PATH, startMockApi } from './mock-api.js';
+export type { MockApi, MockApiOptions, MockApiStats, MockOutcome } from './mock-api.js';
