@@ -212,12 +212,24 @@ export async function runWithRetry<T, G = unknown>(
     throwIfAborted(signal);
     if (attempt >= o.retries) throw new RetriesExhaustedError(attempt + 1, outcome, kind);
 
+    // A throttled fetch Response we are about to drop: free its connection now
+    // rather than at GC (gateways answer 429 with large HTML pages).
+    discardBody(outcome);
     await raceAbort(o.sleep(jitterMs, signal), signal);
   }
 }
 
 // ---------------------------------------------------------------------------
 // Internals
+
+/** Cancels an unread WHATWG body (fetch `Response`); anything else is left alone. */
+function discardBody(outcome: unknown): void {
+  if (typeof outcome !== 'object' || outcome === null) return;
+  const r = outcome as { bodyUsed?: unknown; body?: { cancel?: unknown } | null };
+  if (r.bodyUsed === false && r.body && typeof r.body.cancel === 'function') {
+    (r.body.cancel as () => Promise<void>).call(r.body).catch(() => {});
+  }
+}
 
 /** Releases a grant's concurrency permit, if the target's grants have one. */
 function releaseGrant(grant: unknown): void {

@@ -816,3 +816,18 @@ describe('defaultRetryAfter', () => {
     expect(defaultRetryAfter(outcome, 'value')).toBeUndefined();
   });
 });
+
+describe('runWithRetry: throttled responses', () => {
+  it('cancels the unread body of a throttled Response before retrying, and keeps the last one readable', async () => {
+    const cancelled: number[] = [];
+    const make = (status: number, i: number) => {
+      const body = new ReadableStream({ cancel() { cancelled.push(i); } });
+      return new Response(body, { status });
+    };
+    const target = { acquire: async () => undefined, backoff: () => {} };
+    let i = 0;
+    await expect(runWithRetry(target, () => make(429, i++), { retries: 2, sleep: async () => {}, random: () => 0 }))
+      .rejects.toBeInstanceOf(RetriesExhaustedError);
+    expect(cancelled).toEqual([0, 1]); // attempts 0 and 1 discarded; the last one is handed to the caller
+  });
+});
