@@ -118,3 +118,53 @@ function describeValue(value: unknown): string {
 function formatMs(ms: number): string {
   return Number.isFinite(ms) ? String(Math.round(ms * 1000) / 1000) : String(ms);
 }
+
+/**
+ * The Redis store could not make a decision: connection refused or lost, a
+ * command timed out, ioredis gave up (`maxRetriesPerRequest`), or the server
+ * refused the script. Fail-closed: nothing was granted by this call (a request
+ * that reached Redis before the failure may hold a slot that is never used —
+ * capacity lost, never over-granted). "Not now": retry later, or configure
+ * `fallback` to use a local limiter during outages.
+ */
+export class RedisUnavailableError extends AtomicPaceError {
+  /** The Redis key of the limiter. */
+  readonly key: string;
+  /** What was being done: `'place'`, `'check'`, `'backoff'`, `'lease'`, … */
+  readonly operation: string;
+
+  constructor(key: string, operation: string, cause: unknown) {
+    const reason = cause instanceof Error ? cause.message : String(cause);
+    super(
+      'E_REDIS_UNAVAILABLE',
+      `Redis unavailable for rate limiter ${JSON.stringify(key)} (${operation}): ${reason}; failing closed, nothing was granted`,
+      { cause },
+    );
+    this.key = key;
+    this.operation = operation;
+  }
+}
+
+/**
+ * Another process already stores a different configuration (limits, rates,
+ * bursts, queue bounds) under this Redis key. "Never" for this configuration:
+ * give each configuration its own `name`, or call `reset()` to replace the
+ * stored state once every process runs the new configuration.
+ */
+export class RedisConfigMismatchError extends AtomicPaceError {
+  readonly key: string;
+  /** The configuration stored in Redis, canonical text. */
+  readonly stored: string;
+  /** This limiter's configuration, canonical text. */
+  readonly expected: string;
+
+  constructor(key: string, stored: string, expected: string) {
+    super(
+      'E_REDIS_CONFIG_MISMATCH',
+      `Redis key ${JSON.stringify(key)} holds a limiter configured as ${stored}, not ${expected}: use a different name per configuration, or reset() the key once every process uses the new one`,
+    );
+    this.key = key;
+    this.stored = stored;
+    this.expected = expected;
+  }
+}
