@@ -371,6 +371,7 @@ export class LeasedRateLimiter extends LeasedLimiterView {
     const limit = resolved.limits[0]!;
     const [, toleranceUs] = resolved.perLimit[0]!;
     const fallback = resolved.fallback;
+    if (fallback?.limiter) throw new InvalidOptionError('fallback.limiter', fallback.limiter, 'absent: a leased front falls back on its own shared memory (give fallback.share)');
     const fallbackBurst = fallback === null ? 0 : fallback.burst ?? Math.max(1, Math.round(limit.burst * fallback.share));
     const buffer = LeaseFront.create({
       rate: limit.rate,

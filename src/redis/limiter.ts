@@ -520,7 +520,8 @@ export class RedisRateLimiter {
   }
 
   #fallbackLimiter(): RateLimiter {
-    this.#fallback ??= new RateLimiter({ limits: fallbackLimits(this.#limits, this.#options.fallback!) });
+    const fallback = this.#options.fallback!;
+    this.#fallback ??= fallback.limiter ?? new RateLimiter({ limits: fallbackLimits(this.#limits, fallback) });
     return this.#fallback;
   }
 
@@ -564,8 +565,9 @@ export class RedisRateLimiter {
     return error ?? new RedisUnavailableError(this.key, 'fallback', new Error(`Redis is down and cost exceeds the fallback burst (${cause.message})`));
   }
 
-  /** Costs by limit name for the fallback limiter (whose limits are always named). */
+  /** Costs for the fallback limiter: ours has named limits; a given one takes what we take. */
   #namedCost(cost: Cost): Cost {
+    if (this.#options.fallback!.limiter !== null) return cost;
     return typeof cost === 'number' ? { [this.#limits[0]!.name]: cost } : cost;
   }
 

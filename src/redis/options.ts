@@ -11,6 +11,7 @@ import {
   type RateString,
   type ResolvedLimit,
 } from '../options.js';
+import type { RateLimiter } from '../limiter.js';
 import type { RedisClientLike } from './client.js';
 
 /** Largest tolerance (burst / rate) the store accepts, µs (~31.7 years): keeps every time below 2^53 µs. */
@@ -20,15 +21,24 @@ export const DEFAULT_KEY_PREFIX = 'atomic-pace:';
 /** Default {@link RedisRateLimiterOptions.commandTimeoutMs}. */
 export const DEFAULT_COMMAND_TIMEOUT_MS = 2000;
 
-/** Local limiter used while Redis is failing (see {@link RedisRateLimiterOptions.fallback}). */
+/**
+ * Local limiter used while Redis is failing (see
+ * {@link RedisRateLimiterOptions.fallback}): give `share` (a limiter at
+ * share × rate is created for this instance) or `limiter` (a shared-memory
+ * `RateLimiter` you created, e.g. one per process attached in every worker
+ * thread, so all of a process's instances fall back to one local limit).
+ */
 export interface FallbackOptions {
   /**
-   * Share of the global rate this process may grant on its own while Redis
+   * Share of the global rate this instance may grant on its own while Redis
    * fails, in (0, 1]. The global limit still holds during an outage only if
-   * the shares of all processes sum to at most 1.
+   * the shares of all instances (every process, every thread with its own
+   * RedisRateLimiter) sum to at most 1.
    * @example { share: 0.25 }  // four processes
    */
-  share: number;
+  share?: number;
+  /** A shared-memory `RateLimiter` with the same limit names to grant from during outages (instead of `share`). */
+  limiter?: RateLimiter;
   /** Burst of the local limiter, integer ≥ 1. Default max(1, round(burst × share)) per limit. */
   burst?: number;
   /** After a failure, ms to stay on the fallback before trying Redis again. 0..600_000, default 1000. */
@@ -91,7 +101,7 @@ export interface ResolvedRedisOptions {
   maxWaitMs: number;
   /** -1 = none */
   commandTimeoutMs: number;
-  fallback: { share: number; burst: number | undefined; retryAfterMs: number } | null;
+  fallback: { share: number; burst: number | undefined; retryAfterMs: number; limiter: RateLimiter | null } | null;
 }
 
 const UNSUPPORTED = ['concurrency', 'leaseMs', 'adaptive', 'clock'] as const;
@@ -137,22 +147,31 @@ export function resolveRedisOptions(options: unknown, extraAllowed: readonly str
     config,
     maxWaitMs: core.maxWaitMs,
     commandTimeoutMs,
-    fallback: resolveFallback(o.fallback),
+    fallback: resolveFallback(o.fallback, core.limits),
   };
 }
 
-function resolveFallback(fallback: unknown): ResolvedRedisOptions['fallback'] {
+function resolveFallback(fallback: unknown, limits: readonly ResolvedLimit[]): ResolvedRedisOptions['fallback'] {
   if (fallback === undefined || fallback === null || fallback === false) return null;
-  if (typeof fallback !== 'object') throw new InvalidOptionError('fallback', fallback, 'an object like { share: 0.25 }');
+  if (typeof fallback !== 'object') throw new InvalidOptionError('fallback', fallback, 'an object like { share: 0.25 } or { limiter }');
   const f = fallback as Partial<FallbackOptions>;
+  const retryAfterMs = f.retryAfterMs === undefined ? 1000 : checkMs('fallback.retryAfterMs', f.retryAfterMs, 600_000, false);
+  if (f.limiter !== undefined) {
+    const l = f.limiter as unknown as Partial<RateLimiter> | null;
+    const names = limits.map((x) => x.name).join(',');
+    if (typeof l !== 'object' || l === null || typeof l.acquire !== 'function' || typeof l.tryAcquire !== 'function' || (l.limitNames ?? []).join(',') !== names) {
+      throw new InvalidOptionError('fallback.limiter', f.limiter, `a RateLimiter with the limits ${names}`);
+    }
+    if (f.share !== undefined) throw new InvalidOptionError('fallback.share', f.share, 'absent when fallback.limiter is given');
+    return { share: 0, burst: undefined, retryAfterMs, limiter: f.limiter };
+  }
   if (typeof f.share !== 'number' || !(f.share > 0 && f.share <= 1)) {
-    throw new InvalidOptionError('fallback.share', f.share, 'a number in (0, 1]: this process\'s share of the global rate during an outage');
+    throw new InvalidOptionError('fallback.share', f.share, 'a number in (0, 1]: this instance\'s share of the global rate during an outage');
   }
   if (f.burst !== undefined && (typeof f.burst !== 'number' || !Number.isInteger(f.burst) || f.burst < 1 || f.burst > 1e9)) {
     throw new InvalidOptionError('fallback.burst', f.burst, 'an integer in 1..1000000000');
   }
-  const retryAfterMs = f.retryAfterMs === undefined ? 1000 : checkMs('fallback.retryAfterMs', f.retryAfterMs, 600_000, false);
-  return { share: f.share, burst: f.burst, retryAfterMs };
+  return { share: f.share, burst: f.burst, retryAfterMs, limiter: null };
 }
 
 /** The shared-memory limiter's options for the fallback: every limit at `share` of its rate. */
