@@ -9,13 +9,14 @@
  *   node bench/run.mjs --out DIR       write results elsewhere
  *   node bench/run.mjs --report        only re-render summary, charts and snippet from stored JSON
  *
- * Build first (`npm run build`): suites import ../dist/. Progress goes to
- * stderr; stdout gets the path of the summary at the end.
+ * Build first (`npm run build`): suites import ../dist/, pinned for the whole
+ * run by a snapshot (see snapshotDist). Progress goes to stderr; stdout gets
+ * the path of the summary at the end.
  */
 import fs from 'node:fs';
 import { spawn } from 'node:child_process';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { distFingerprint, loadAverage, machine, progress, provenance, readJsonIfExists, writeJson } from './lib/env.mjs';
 import { buildReport } from './lib/report.mjs';
 
@@ -68,10 +69,12 @@ function selectSuites(only) {
 async function runChild(suite, args, outDir) {
   const loadBefore = loadAverage();
   const t0 = Date.now();
-  const before = provenance(repoRoot);
+  // The build measured: the run's snapshot of dist/ (see snapshotDist), else the live dist/.
+  const distDir = process.env.ATOMIC_PACE_BENCH_DIST ?? path.join(repoRoot, 'dist');
+  const before = provenance(repoRoot, distDir);
   const mod = await import(suite.module);
   const data = await mod.run({ quick: args.quick, outDir });
-  const distAfter = distFingerprint(path.join(repoRoot, 'dist'));
+  const distAfter = distFingerprint(distDir);
   const meta = {
     suite: suite.name,
     date: new Date().toISOString(),
@@ -86,17 +89,38 @@ async function runChild(suite, args, outDir) {
 }
 
 /**
- * Each suite runs in its own Node process: a fresh JIT, and a fresh import of
- * dist/ (others may rebuild dist/ while we run; an ES module can not be
- * reloaded in place). If dist/ changed while a suite ran, its figures would
- * mix two builds: the suite is run again (twice at most), and the summary
- * says so if it still could not get a clean run.
+ * Pins the build for the whole run: copies dist/ to bench/.dist-snapshot/
+ * once it has been stable for a second (others may be rebuilding it), and
+ * returns the copy's path. Every suite process is started with
+ * lib/dist-hook.mjs, which resolves imports of dist/ to this copy, in worker
+ * threads too, so every figure of the run measures the same code.
  */
-function spawnSuite(suite, args, outDir) {
-  const childArgs = [fileURLToPath(import.meta.url), '--child', suite.name, '--out', outDir];
+async function snapshotDist() {
+  const live = path.join(repoRoot, 'dist');
+  const dir = path.join(here, '.dist-snapshot', String(process.pid));
+  for (let attempt = 1; ; attempt++) {
+    const before = distFingerprint(live);
+    await new Promise((r) => setTimeout(r, 1000));
+    if (distFingerprint(live) === before) {
+      fs.rmSync(dir, { recursive: true, force: true });
+      fs.cpSync(live, path.join(dir, 'dist'), { recursive: true });
+      if (distFingerprint(live) === before && distFingerprint(path.join(dir, 'dist')) === before) return path.join(dir, 'dist');
+    }
+    if (attempt === 20) throw new Error('dist/ kept changing for 20 s: could not take a consistent snapshot');
+    progress('setup', 'dist/ is being rebuilt: waiting for it to settle…');
+  }
+}
+
+/** Each suite runs in its own Node process: a fresh JIT and a fresh heap, the build pinned by the snapshot. */
+function spawnSuite(suite, args, outDir, snapshot) {
+  const hook = path.join(here, 'lib', 'dist-hook.mjs');
+  const childArgs = ['--import', pathToFileURL(hook).href, fileURLToPath(import.meta.url), '--child', suite.name, '--out', outDir];
   if (args.quick) childArgs.push('--quick');
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, childArgs, { stdio: ['ignore', 'inherit', 'inherit'] });
+    const child = spawn(process.execPath, childArgs, {
+      stdio: ['ignore', 'inherit', 'inherit'],
+      env: { ...process.env, ATOMIC_PACE_BENCH_DIST: snapshot },
+    });
     child.on('exit', (code, signal) => resolve(code === 0 ? null : `exit ${code ?? signal}`));
   });
 }
@@ -115,27 +139,21 @@ async function main() {
   }
   const selected = args.reportOnly ? [] : selectSuites(args.only);
   const failures = [];
-  for (const [i, suite] of selected.entries()) {
-    const tag = `${suite.n} ${suite.name}`;
-    progress(tag, `— suite ${i + 1}/${selected.length}: ${suite.title}${args.quick ? ' (quick)' : ''}`);
-    for (let attempt = 1; ; attempt++) {
-      const failure = await spawnSuite(suite, args, outDir);
+  const snapshot = selected.length > 0 ? await snapshotDist() : undefined;
+  try {
+    for (const [i, suite] of selected.entries()) {
+      const tag = `${suite.n} ${suite.name}`;
+      progress(tag, `— suite ${i + 1}/${selected.length}: ${suite.title}${args.quick ? ' (quick)' : ''}`);
+      const failure = await spawnSuite(suite, args, outDir, snapshot);
       if (failure) {
         failures.push(suite.name);
         progress(tag, `FAILED (${failure})`);
-        break;
+      } else {
+        progress(tag, `done in ${readJsonIfExists(path.join(outDir, `${suite.name}.json`))?.meta?.durationS} s`);
       }
-      const stored = readJsonIfExists(path.join(outDir, `${suite.name}.json`));
-      if (!stored?.meta?.code?.distChangedDuringRun) {
-        progress(tag, `done in ${stored?.meta?.durationS} s`);
-        break;
-      }
-      if (attempt === 3) {
-        progress(tag, 'WARNING: dist/ was rebuilt during every attempt; keeping the last one, marked in the summary');
-        break;
-      }
-      progress(tag, `dist/ was rebuilt while the suite ran (figures would mix two builds): running it again (attempt ${attempt + 1}/3)`);
     }
+  } finally {
+    if (snapshot) fs.rmSync(path.dirname(snapshot), { recursive: true, force: true });
   }
   const stored = [];
   for (const suite of SUITES) {

@@ -110,9 +110,13 @@ export function report(data, meta) {
       format: (v) => (v === 0 ? '0' : fmtMs(v)),
     }),
   }];
-  const headline = MODES.map((mode) => {
-    const w = data.worstP99[mode];
-    return { measure: `${MODE_NAME[mode]} lateness past due time, p99 (worst config)`, value: fmtMs(w.p99Ms), vs: `target ≤ ${data.targetsMs[mode]} ms`, ratio: w.p99Ms <= data.targetsMs[mode] ? 'PASS' : 'MISS' };
-  });
+  const ws = data.worstP99.sync;
+  const wa = data.worstP99.async;
+  const headline = [{
+    measure: `lateness past due time, p99, worst of ${data.configs.length / 2} configs: acquireSync / acquire`,
+    value: `${fmtMs(ws.p99Ms)} / ${fmtMs(wa.p99Ms)}`,
+    vs: `targets ≤ ${data.targetsMs.sync} ms / ≤ ${data.targetsMs.async} ms on an idle machine${idle ? '' : ` (1-min load was ${meta.loadBefore[0]} on ${meta.machine.cores} cores)`}`,
+    ratio: `${ws.p99Ms <= data.targetsMs.sync ? 'PASS' : 'MISS'} / ${wa.p99Ms <= data.targetsMs.async ? 'PASS' : 'MISS'}`,
+  }];
   return { targets, markdown: lines.join('\n'), charts, headline };
 }

@@ -143,10 +143,10 @@ export function report(data) {
   const shared = data.rows.find((r) => r.id === 'shared');
   const perThread = data.rows.find((r) => r.id === 'per-thread');
   const headline = shared ? [{
-    measure: `Piscina pool, ${data.threads} threads, strict ${limitPerSec}/s API: accepted/s and 429s`,
+    measure: `Piscina pool, ${data.threads} threads, strict ${limitPerSec}/s API, budget ${data.budgetRate}/s: accepted/s and 429s`,
     value: `${shared.acceptedPerSec.toFixed(1)}/s, ${shared.stats.overLimit + shared.stats.violations} × 429`,
     vs: perThread ? `a limiter per thread: ${perThread.acceptedPerSec.toFixed(1)}/s, ${perThread.stats.overLimit + perThread.stats.violations} × 429` : '',
-    ratio: perThread ? `${(shared.acceptedPerSec / perThread.acceptedPerSec).toFixed(2)}x accepted/s` : '',
+    ratio: perThread ? `${shared.stats.overLimit + shared.stats.violations} vs ${perThread.stats.overLimit + perThread.stats.violations} × 429` : '',
   }] : [];
   return { targets: [], markdown: lines.join('\n'), charts, headline };
 }

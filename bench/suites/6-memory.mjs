@@ -16,7 +16,7 @@ export async function run({ quick }) {
   const n = 1000;
   const probe = fileURLToPath(new URL('../workers/memory-probe.mjs', import.meta.url));
   const out = await new Promise((resolve, reject) => {
-    execFile(process.execPath, ['--expose-gc', probe, String(trials), String(n)], { maxBuffer: 1 << 20 }, (err, stdout, stderr) => {
+    execFile(process.execPath, [...process.execArgv, '--expose-gc', probe, String(trials), String(n)], { maxBuffer: 1 << 20 }, (err, stdout, stderr) => {
       if (err) reject(new Error(`${err.message}\n${stderr}`));
       else resolve(stdout);
     });

@@ -6,6 +6,8 @@
  *   op 'floor' — the bare inline GCRA CAS loop on a shared buffer
  *   op 'pm'    — ask a central limiter in the main thread over a MessagePort,
  *                keeping `inFlight` requests outstanding
+ *   op 'redis' — atomic-pace's Redis store (RedisRateLimiter.tryAcquire over
+ *                ioredis), keeping `inFlight` calls outstanding
  *
  * Posts { calls, granted, ns } (ns = time actually spent in the run).
  */
@@ -35,6 +37,22 @@ function spinFloor(tryAcquire, deadline) {
     for (let i = 0; i < BLOCK; i++) if (tryAcquire()) granted++;
     calls += BLOCK;
   } while (process.hrtime.bigint() < deadline);
+  return { calls, granted };
+}
+
+/** Redis store: `inFlight` concurrent loops of `await tryAcquire()`, one ioredis connection per worker. */
+async function viaRedis(limiter, inFlight, deadline) {
+  let calls = 0;
+  let granted = 0;
+  const loop = async () => {
+    while (process.hrtime.bigint() < deadline) {
+      const ok = await limiter.tryAcquire();
+      if (process.hrtime.bigint() >= deadline) break; // answered after the window: not counted
+      calls++;
+      if (ok) granted++;
+    }
+  };
+  await Promise.all(Array.from({ length: inFlight }, loop));
   return { calls, granted };
 }
 
@@ -76,6 +94,19 @@ parentPort.on('message', async (cmd) => {
       const startNs = awaitStart(cmd.ctrl, post);
       const r = await viaPostMessage(cmd.port, cmd.inFlight, startNs + durationNs);
       post({ ...r, ns: Number(process.hrtime.bigint() - startNs) });
+    } else if (cmd.op === 'redis') {
+      const { Redis } = await import('ioredis');
+      const { RedisRateLimiter } = await import('../../dist/redis/index.js');
+      const client = new Redis({ port: cmd.port, host: '127.0.0.1', maxRetriesPerRequest: 1 });
+      try {
+        const limiter = new RedisRateLimiter({ redis: client, name: cmd.name, rate: cmd.rate, burst: cmd.burst });
+        await limiter.tryAcquire(); // connect and load the script before the clock starts
+        const startNs = awaitStart(cmd.ctrl, post);
+        const r = await viaRedis(limiter, cmd.inFlight, startNs + durationNs);
+        post({ ...r, ns: Number(process.hrtime.bigint() - startNs) });
+      } finally {
+        client.disconnect();
+      }
     } else {
       post({ error: `unknown op ${cmd.op}` });
     }
