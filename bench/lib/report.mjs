@@ -95,7 +95,7 @@ export function buildReport({ outDir, stored, quick, repoRoot }) {
   snippet.push(headlineTable(headline));
   snippet.push('');
   const pick = chartFiles.includes('threads.svg') ? 'threads.svg' : chartFiles[0];
-  if (pick) snippet.push(`![One limit shared by N worker threads: atomic-pace vs a central limiter reached by postMessage](${rel}/${pick})`);
+  if (pick) snippet.push(`![One limit shared by N worker threads: atomic-pace vs a central limiter reached by postMessage and vs its Redis store](${rel}/${pick})`);
   snippet.push('');
   fs.writeFileSync(path.join(outDir, 'README-snippet.md'), snippet.join('\n'));
   return summaryFile;
