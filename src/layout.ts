@@ -35,7 +35,7 @@
  * | 4         | (i32 128)   | SLEEP              | nobody                      | always 0: acquireSync sleeps on it with Atomics.wait |
  * | 4         | (i32 129)   | PERMIT_RELEASES    | permit releases (add+notify)| bumped on every release, so permit waiters wake |
  * | 5 + i     | limit i     | TAT                | every grant (CAS)           | theoretical arrival time, virtual ns |
- * |           | + 1         | GRANTED_COST       | every grant (add)           | cost granted or reserved, minus cancels/refunds that gave it back, plus settled extra |
+ * |           | + 1         | (unused)           |                             | |
  * |           | + 2         | INTERVAL_NS        | creator; adaptive (CAS)     | current emission interval T (ns per cost unit) |
  * |           | + 3         | BURST              | creator, once               | bucket capacity, cost units |
  * |           | + 4         | MAX_INTERVAL_NS    | creator, once               | configured interval = ceil(1e9 / rate) |
@@ -44,11 +44,14 @@
  * |           | + 7         | WAITING_COST       | waiters (add)               | cost of this limit held by sleeping waiters |
  * |           | + 8         | DEFAULT_COST       | creator, once               | cost for requests that do not name this limit |
  * |           | + 9         | RATE_BITS          | creator, once               | the configured rate (float64 bits), reported as given |
- * | 5 + L ... | 1 per permit| PERMIT             | permit holders (CAS)        | (leaseExpiryMs << 24) \| (threadId + 1), 0 = free; see permits.ts |
+ * | 5 + L ... | 8 lines/limit| GRANTED stripes   | every grant (add)           | cost granted or reserved, minus cancels/refunds that gave it back, plus settled extra: the sum of 8 stripes, one line each, a thread adding to stripe threadId % 8 |
+ * | after     | 1 per permit| PERMIT             | permit holders (CAS)        | (leaseExpiryMs << 24) \| (threadId + 1), 0 = free; see permits.ts |
  * | after     | bytes       | NAMES              | creator, once               | UTF-8 JSON array of the limit names |
  *
  * A limit's hot words (TAT, and INTERVAL_NS which every decision reads with
- * it) share one line: a grant touches one line of its limit. Line 1 is read
+ * it) share one line: a grant's CAS touches one contended line of its limit.
+ * Its counter is striped (as Java's LongAdder) so the add after the CAS lands
+ * on a line this thread mostly owns instead of the contended TAT line. Line 1 is read
  * on every decision and written only by backoff, so it stays shared in every
  * core's cache. The multi-limit lock has its own line.
  *
@@ -101,7 +104,6 @@ export const PERMIT_RELEASES_I32 = SLEEP_INDEX_I32 + 1;
 /** Word offsets inside a limit's line. */
 export const LimitWord = {
   TAT: 0,
-  GRANTED_COST: 1,
   INTERVAL_NS: 2,
   BURST: 3,
   MAX_INTERVAL_NS: 4,
@@ -125,14 +127,22 @@ export function limitBase(i: number): number {
   return (FIRST_LIMIT_LINE + i) * WORDS_PER_LINE;
 }
 
+/** Counter stripes per limit. */
+export const GRANTED_STRIPES = 8;
+
+/** Index of limit `i`'s granted-cost stripe `s`. */
+export function grantedStripeWord(limitCount: number, i: number, s: number): number {
+  return (FIRST_LIMIT_LINE + limitCount + i * GRANTED_STRIPES + s) * WORDS_PER_LINE;
+}
+
 /** Index of permit `p`'s word. */
 export function permitWord(limitCount: number, p: number): number {
-  return (FIRST_LIMIT_LINE + limitCount) * WORDS_PER_LINE + p;
+  return (FIRST_LIMIT_LINE + limitCount * (1 + GRANTED_STRIPES)) * WORDS_PER_LINE + p;
 }
 
 function namesOffsetBytes(limitCount: number, permitCount: number): number {
   const permitLines = Math.ceil(permitCount / WORDS_PER_LINE);
-  return (FIRST_LIMIT_LINE + limitCount + permitLines) * BYTES_PER_LINE;
+  return (FIRST_LIMIT_LINE + limitCount * (1 + GRANTED_STRIPES) + permitLines) * BYTES_PER_LINE;
 }
 
 /** Total bytes of a buffer with these counts. */

@@ -354,7 +354,7 @@ export class RateLimiter {
         currentRate: intervalNs === limit.law?.minIntervalNs || !state.adaptive ? this.#limits[i]!.rate : rateFromIntervalNs(intervalNs),
         burst: Number(limit.burst),
         available: backlogNs >= toleranceNs ? 0 : Number((toleranceNs - backlogNs) / intervalNs),
-        grantedCost: Number(Atomics.load(w, limit.base + LimitWord.GRANTED_COST)),
+        grantedCost: Number(state.grantedCost(i)),
         waitingCost: Number(Atomics.load(w, limit.base + LimitWord.WAITING_COST)),
       };
       return [limit.name, stats];

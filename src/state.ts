@@ -32,10 +32,13 @@ its end.
  * limit, so each limit's window invariant holds.
  */
 import { decreasedInterval, recoveredInterval, type AdaptiveLaw } from './adaptive.js';
+import { threadId } from 'node:worker_threads';
 import {
+  GRANTED_STRIPES,
   LimitWord,
   SLEEP_INDEX_I32,
   Word,
+  grantedStripeWord,
   limitBase,
   type SharedViews,
   type StoredConfig,
@@ -88,6 +91,10 @@ export interface LimitInfo {
   /** -1n = unbounded */
   readonly maxQueue: bigint;
   readonly law: AdaptiveLaw | null;
+  /** This thread's stripe of the limit's granted-cost counter. */
+  readonly granted: number;
+  /** All stripes, for reading the total. */
+  readonly grantedStripes: readonly number[];
 }
 
 /** Cost units moved by a settle, per limit index. */
@@ -115,6 +122,7 @@ export class LimiterState {
   private cachedIntervalNs: bigint;
   private cachedToleranceNs: bigint;
   private readonly base0: number;
+  private readonly granted0: number;
   private readonly burst0: bigint;
 
   constructor(views: SharedViews, config: StoredConfig) {
@@ -126,15 +134,25 @@ export class LimiterState {
       base: limitBase(i),
       burst: limit.burst,
       maxQueue: limit.maxQueue,
+      granted: grantedStripeWord(config.limits.length, i, threadId % GRANTED_STRIPES),
+      grantedStripes: Array.from({ length: GRANTED_STRIPES }, (_, s) => grantedStripeWord(config.limits.length, i, s)),
       law: this.adaptive
         ? { minIntervalNs: limit.maxIntervalNs, floorIntervalNs: limit.floorIntervalNs, decreasePpm: config.decreasePpm, recoveryPpm: config.recoveryPpm }
         : null,
     }));
     this.multi = this.limits.length > 1;
     this.base0 = limitBase(0);
+    this.granted0 = this.limits[0]!.granted;
     this.burst0 = config.limits[0]!.burst;
     this.cachedIntervalNs = Atomics.load(this.words, this.base0 + LimitWord.INTERVAL_NS);
     this.cachedToleranceNs = this.burst0 * this.cachedIntervalNs;
+  }
+
+  /** Cost granted by limit `i` so far: the sum of its counter stripes. */
+  grantedCost(i: number): bigint {
+    let sum = 0n;
+    for (const index of this.limits[i]!.grantedStripes) sum += Atomics.load(this.words, index);
+    return sum;
   }
 
   /** Current emission interval T of limit `i`, ns per cost unit. */
@@ -175,7 +193,7 @@ export class LimiterState {
       const next = (tat > v ? tat : v) + costNs;
       if (next - v > toleranceNs) return false;
       if (Atomics.compareExchange(w, base, tat, next) === tat) {
-        Atomics.add(w, base + LimitWord.GRANTED_COST, cost === 1 ? 1n : BigInt(cost));
+        Atomics.add(w, this.granted0, cost === 1 ? 1n : BigInt(cost));
         return true;
       }
     }
@@ -204,7 +222,7 @@ export class LimiterState {
         if (refusal !== null) return refusal;
       }
       if (Atomics.compareExchange(w, limit.base, tat, next) === tat) {
-        Atomics.add(w, limit.base + LimitWord.GRANTED_COST, BigInt(cost));
+        Atomics.add(w, limit.granted, BigInt(cost));
         return {
           outcome: slot > v ? Outcome.Delayed : Outcome.Granted,
           costs: [cost], slot, delayNs, fullLimit: -1,
@@ -262,7 +280,7 @@ export class LimiterState {
         const tat = tats[i]!;
         nexts[i] = (tat > g ? tat : g) + BigInt(costs[i]!) * intervals[i]!;
         Atomics.store(w, limit.base, nexts[i]!);
-        if (costs[i]! > 0) Atomics.add(w, limit.base + LimitWord.GRANTED_COST, BigInt(costs[i]!));
+        if (costs[i]! > 0) Atomics.add(w, limit.granted, BigInt(costs[i]!));
       }
       Atomics.store(w, Word.LAST_SLOT, g);
       const seq = Atomics.add(w, Word.MULTI_SEQ, 1n) + 1n;
@@ -356,7 +374,7 @@ export class LimiterState {
       const next = placed.nexts[0]!;
       const back = BigInt(amounts[0]!) * placed.intervals[0]!;
       if (Atomics.compareExchange(w, base, next, next - back) !== next) return false;
-      Atomics.sub(w, base + LimitWord.GRANTED_COST, BigInt(amounts[0]!));
+      Atomics.sub(w, this.granted0, BigInt(amounts[0]!));
       return true;
     }
     this.lock();
@@ -369,7 +387,7 @@ export class LimiterState {
         const base = this.limits[i]!.base;
         const amount = BigInt(amounts[i]!);
         Atomics.store(w, base, full ? placed.prevs[i]! : placed.nexts[i]! - amount * placed.intervals[i]!);
-        if (amount > 0n) Atomics.sub(w, base + LimitWord.GRANTED_COST, amount);
+        if (amount > 0n) Atomics.sub(w, this.limits[i]!.granted, amount);
       }
       if (full) Atomics.store(w, Word.LAST_SLOT, placed.prevLastSlot);
       return true;
@@ -414,7 +432,7 @@ export class LimiterState {
         const next = charged(0, tat, this.virtualNow(now));
         if (Atomics.compareExchange(w, base, tat, next) === tat) break;
       }
-      Atomics.add(w, base + LimitWord.GRANTED_COST, BigInt(extras[0]!));
+      Atomics.add(w, this.granted0, BigInt(extras[0]!));
       return;
     }
     this.lock();
@@ -424,7 +442,7 @@ export class LimiterState {
         if (extras[i] === 0) continue;
         const base = this.limits[i]!.base;
         Atomics.store(w, base, charged(i, Atomics.load(w, base), v));
-        Atomics.add(w, base + LimitWord.GRANTED_COST, BigInt(extras[i]!));
+        Atomics.add(w, this.limits[i]!.granted, BigInt(extras[i]!));
       }
       Atomics.add(w, Word.MULTI_SEQ, 1n); // earlier placements can no longer be undone
     } finally {
