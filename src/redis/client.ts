@@ -10,8 +10,9 @@
  * `SCRIPT FLUSH`, a failover to a replica without the script or a restart,
  * one EVAL that loads the script again.
  */
+import { performance } from 'node:perf_hooks';
 import { RedisConfigMismatchError, RedisUnavailableError } from '../errors.js';
-import { CONFIG_MISMATCH, SCRIPT, SCRIPT_SHA } from './script.js';
+import { CONFIG_MISMATCH, Op, scriptFor, type Script } from './script.js';
 
 /** What the Redis store needs from a client: ioredis' `evalsha` and `eval` (a `Redis` or a `Cluster`). */
 export interface RedisClientLike {
@@ -23,19 +24,26 @@ export interface RedisClientLike {
 export class ScriptCaller {
   readonly key: string;
   readonly queueKey: string;
-  /** ARGV[2..]: the configuration text, the limit count, then per limit (µs per unit, τ µs, maxQueue). */
-  readonly #configArgs: readonly (string | number)[];
+  /** Per operation: EVALSHA's arguments up to the operation's own (sha, 2, the keys, op). */
+  readonly #prefixes = new Map<number, readonly (string | number)[]>();
+  readonly #script: Script;
   readonly #config: string;
   readonly #redis: RedisClientLike;
   readonly #timeoutMs: number;
+  /** The client enforces its own reply deadline (ioredis `commandTimeout`). */
+  readonly #clientTimesOut: boolean;
+  readonly #pending = new Set<Pending>();
+  #sweeper: NodeJS.Timeout | null = null;
 
   constructor(redis: RedisClientLike, key: string, config: string, perLimit: readonly (readonly [number, number, number])[], timeoutMs: number) {
     this.#redis = redis;
     this.key = key;
     this.queueKey = `${key}:q`;
     this.#config = config;
-    this.#configArgs = [config, perLimit.length, ...perLimit.flat()];
+    this.#script = scriptFor(config, perLimit.map(([perUs, toleranceUs, maxQueue]) => ({ perUs, toleranceUs, maxQueue })));
     this.#timeoutMs = timeoutMs;
+    const options = (redis as { options?: { commandTimeout?: unknown } }).options;
+    this.#clientTimesOut = typeof options?.commandTimeout === 'number' && options.commandTimeout > 0 && options.commandTimeout <= timeoutMs;
   }
 
   /**
@@ -45,22 +53,25 @@ export class ScriptCaller {
    * and with {@link RedisConfigMismatchError} when the key holds another
    * configuration.
    */
-  async call(op: number, args: readonly (string | number)[], operation: string): Promise<number[]> {
-    const redis = this.#redis;
-    const argv = [this.key, this.queueKey, op, ...this.#configArgs, ...args];
-    let reply: unknown;
-    try {
-      try {
-        reply = await this.#deadline(redis.evalsha(SCRIPT_SHA, 2, ...argv));
-      } catch (error) {
-        if (!isNoScript(error)) throw error;
+  call(op: number, args: readonly (string | number)[], operation: string): Promise<number[]> {
+    // A promise chain, not an async function: this is every decision's path.
+    const argv = this.#prefix(op).concat(args);
+    return this.#deadline(this.#redis.evalsha(...(argv as [string, number, ...string[]]))).then(
+      (reply) => this.#checked(reply, operation),
+      (error: unknown) => {
+        if (!isNoScript(error)) throw new RedisUnavailableError(this.key, operation, error);
         // Not in this server's script cache (flushed, restarted, failed over):
         // EVAL runs it and caches it again. A NOSCRIPT reply means it did not run.
-        reply = await this.#deadline(redis.eval(SCRIPT, 2, ...argv));
-      }
-    } catch (error) {
-      throw new RedisUnavailableError(this.key, operation, error);
-    }
+        argv[0] = this.#script.lua;
+        return this.#deadline(this.#redis.eval(...(argv as [string, number, ...string[]]))).then(
+          (reply) => this.#checked(reply, operation),
+          (cause: unknown) => { throw new RedisUnavailableError(this.key, operation, cause); },
+        );
+      },
+    );
+  }
+
+  #checked(reply: unknown, operation: string): number[] {
     if (!Array.isArray(reply)) throw new RedisUnavailableError(this.key, operation, new Error(`unexpected reply ${String(reply)}`));
     if (reply[0] === CONFIG_MISMATCH) throw new RedisConfigMismatchError(this.key, String(reply[1]), this.#config);
     return reply as number[];
@@ -68,29 +79,55 @@ export class ScriptCaller {
 
   /** Deletes the limiter's keys (its whole state); the next call creates a new one. */
   async reset(): Promise<void> {
-    try {
-      try {
-        await this.#deadline(this.#redis.evalsha(SCRIPT_SHA, 2, this.key, this.queueKey, 9));
-      } catch (error) {
-        if (!isNoScript(error)) throw error;
-        await this.#deadline(this.#redis.eval(SCRIPT, 2, this.key, this.queueKey, 9));
-      }
-    } catch (error) {
-      throw new RedisUnavailableError(this.key, 'reset', error);
-    }
+    await this.call(Op.RESET, [], 'reset');
   }
 
+  #prefix(op: number): (string | number)[] {
+    let prefix = this.#prefixes.get(op);
+    if (prefix === undefined) {
+      prefix = [this.#script.sha, 2, this.key, this.queueKey, String(op)];
+      this.#prefixes.set(op, prefix);
+    }
+    return prefix as (string | number)[];
+  }
+
+  /**
+   * The reply, or a rejection once `timeoutMs` has passed without one. A
+   * client with its own `commandTimeout` (ioredis) already does this: then
+   * the reply as is. Otherwise one sweeping timer per caller, not one timer
+   * per call (a reply may take up to timeoutMs × 1.25 to be given up).
+   */
   #deadline<T>(reply: Promise<T>): Promise<T> {
     const ms = this.#timeoutMs;
-    if (ms < 0) return reply;
+    if (ms < 0 || this.#clientTimesOut) return reply;
     return new Promise<T>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`no reply within commandTimeoutMs ${ms}`)), ms);
+      const entry: Pending = { reject, at: performance.now() + ms };
+      this.#pending.add(entry);
+      this.#sweeper ??= setInterval(() => this.#sweep(), Math.max(5, ms / 4)).unref();
       reply.then(
-        (value) => { clearTimeout(timer); resolve(value); },
-        (error: unknown) => { clearTimeout(timer); reject(error); },
+        (value) => { this.#pending.delete(entry); resolve(value); },
+        (error: unknown) => { this.#pending.delete(entry); reject(error); },
       );
     });
   }
+
+  #sweep(): void {
+    const now = performance.now();
+    for (const entry of this.#pending) {
+      if (entry.at > now) continue;
+      this.#pending.delete(entry);
+      entry.reject(new Error(`no reply within commandTimeoutMs ${this.#timeoutMs}`));
+    }
+    if (this.#pending.size === 0 && this.#sweeper !== null) {
+      clearInterval(this.#sweeper);
+      this.#sweeper = null;
+    }
+  }
+}
+
+interface Pending {
+  readonly reject: (error: unknown) => void;
+  readonly at: number;
 }
 
 function isNoScript(error: unknown): boolean {

@@ -266,7 +266,7 @@ export class LeasedLimiterView {
       cost: placed.cost,
       waitedMs: Number(now - start) / 1e6,
       segment: [from, placed.next],
-      decidedAtNs: placed.outcome === FrontOutcome.Granted ? placed.v : this.front.virtualNow(now),
+      decidedAtNs: placed.outcome === FrontOutcome.Granted ? placed.v : this.front.dueAtV,
       source: placed.mode === Mode.FALLBACK ? 'fallback' : 'lease',
     };
   }
@@ -300,7 +300,8 @@ export class AttachedLeasedLimiter extends LeasedLimiterView {
 /** The latest lease taken from Redis, kept for `close()` (give back the unused tail). */
 interface Lease {
   readonly inc: number;
-  readonly seq: number;
+  /** Its undo token (the TAT it wrote). */
+  readonly token: number;
   readonly end: number;
   readonly prevTat: number;
   /** It is the stretch the threads use now. */
@@ -448,7 +449,7 @@ export class LeasedRateLimiter extends LeasedLimiterView {
     const returnTo = latest.installed || latest.continues ? usedUs : latest.prevTat;
     if (returnTo >= latest.end) return;
     try {
-      await this.#caller.call(Op.UNLEASE, [latest.inc, latest.seq, returnTo], 'unlease');
+      await this.#caller.call(Op.UNLEASE, [latest.inc, latest.token, returnTo], 'unlease');
     } catch {
       // The tail simply expires.
     }
@@ -525,7 +526,7 @@ export class LeasedRateLimiter extends LeasedLimiterView {
     const offset = (sent + received) / 2n - BigInt(serverNow - shift) * 1000n;
     if (reply[0] === 1 && Atomics.load(w, W.BACKOFF_REQ) !== req) {
       // A local pause arrived meanwhile: forward it first; this stretch is lost.
-      this.#latest = { inc: reply[6]!, seq: reply[7]!, end: reply[2]!, prevTat: reply[8]!, installed: false, continues: false };
+      this.#latest = { inc: reply[6]!, token: reply[7]!, end: reply[2]!, prevTat: reply[8]!, installed: false, continues: false };
       return;
     }
     if (this.#closed && reply[0] !== 1) return;
@@ -540,7 +541,7 @@ export class LeasedRateLimiter extends LeasedLimiterView {
     this.#wanted = false;
     const sameRegime = reply[6] === this.#inc && Atomics.load(w, W.MODE) === Mode.LEASING;
     const contiguous = sameRegime && BigInt(reply[1]!) * 1000n === Atomics.load(w, W.END);
-    this.#latest = { inc: reply[6]!, seq: reply[7]!, end: reply[2]!, prevTat: reply[8]!, installed: false, continues: contiguous };
+    this.#latest = { inc: reply[6]!, token: reply[7]!, end: reply[2]!, prevTat: reply[8]!, installed: false, continues: contiguous };
     if (this.#closed) return; // close() gives it back
     if (!sameRegime || contiguous || this.#stretchDone()) this.#install(reply, offset);
     else this.#pending = { reply, offset, forwarded: this.#forwarded };
@@ -583,7 +584,7 @@ export class LeasedRateLimiter extends LeasedLimiterView {
    */
   #install(reply: number[], offset: bigint): void {
     const w = this.front.words;
-    const [, base, end, serverNow, , pauseStart, inc, seq] = reply as [number, number, number, number, number, number, number, number];
+    const [, base, end, serverNow, , pauseStart, inc, token] = reply as [number, number, number, number, number, number, number, number];
     const newRegime = inc !== this.#inc || Atomics.load(w, W.MODE) !== Mode.LEASING;
     const baseNs = BigInt(base) * 1000n;
     const endNs = BigInt(end) * 1000n;
@@ -607,7 +608,7 @@ export class LeasedRateLimiter extends LeasedLimiterView {
     Atomics.add(w, W.LEASES, 1n);
     Atomics.add(w, W.LEASED_NS, endNs - baseNs);
     this.#inc = inc;
-    if (this.#latest !== null && this.#latest.seq === seq && this.#latest.inc === inc) this.#latest.installed = true;
+    if (this.#latest !== null && this.#latest.token === token && this.#latest.inc === inc) this.#latest.installed = true;
     this.#bumpGeneration();
   }
 

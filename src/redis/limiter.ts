@@ -103,8 +103,6 @@ export interface RedisLimitStats {
   readonly available: number;
   /** Cost units queued behind the present (the schedule's backlog). */
   readonly queuedCost: number;
-  /** Cost granted or reserved so far (leases count their whole stretch), minus cancellations and refunds. */
-  readonly grantedCost: number;
 }
 
 export interface RedisLimiterStats extends RedisLimitStats {
@@ -134,7 +132,8 @@ interface Placement {
   readonly outcome: number;
   readonly slot: number;
   readonly delayUs: number;
-  readonly seq: number;
+  /** Undo token: valid while this is the latest placement (see script.ts). */
+  readonly token: number;
   readonly inc: number;
   readonly position: number;
   readonly prevLast: number;
@@ -143,6 +142,9 @@ interface Placement {
 }
 
 const NO_WAIT_LIMIT = -1;
+/** PLACE arguments of tryAcquire(1) on one limit: cost 1, no wait, try mode, no queue member. */
+const TRY_ONE: readonly (string | number)[] = ['1', '0', '0', ''];
+const ONE: readonly number[] = [1];
 let idCounter = 0;
 
 /**
@@ -170,6 +172,8 @@ export class RedisRateLimiter {
   readonly #limits: readonly ResolvedLimit[];
   readonly #options: ResolvedRedisOptions;
   readonly #idPrefix = randomBytes(6).toString('base64url');
+  /** One limit: cost-1 calls skip cost resolution. */
+  readonly #single: boolean;
   #fallback: RateLimiter | null = null;
   /** performance.now() until which calls go straight to the fallback (after a failure). */
   #downUntilMs = 0;
@@ -181,6 +185,7 @@ export class RedisRateLimiter {
     this.key = resolved.key;
     this.rate = resolved.limits[0]!.rate;
     this.burst = resolved.limits[0]!.burst;
+    this.#single = resolved.limits.length === 1;
     this.#caller = new ScriptCaller(options.redis, resolved.key, resolved.config, resolved.perLimit, resolved.commandTimeoutMs);
   }
 
@@ -190,17 +195,21 @@ export class RedisRateLimiter {
   }
 
   /** Grants `cost` now if it conforms in every limit, else resolves false. Never waits or queues. */
-  async tryAcquire(cost: Cost = 1): Promise<boolean> {
-    const costs = resolveCosts(cost, this.#limits);
-    if (this.#onFallbackNow()) return this.#fallbackTry(cost, null);
-    let reply: number[];
+  tryAcquire(cost: Cost = 1): Promise<boolean> {
+    let args: readonly (string | number)[];
     try {
-      reply = await this.#caller.call(Op.PLACE, [...costs, 0, 0, ''], 'place');
+      args = cost === 1 && this.#single ? TRY_ONE : [...resolveCosts(cost, this.#limits), 0, 0, ''];
+      if (this.#onFallbackNow()) return Promise.resolve(this.#fallbackTry(cost, null));
     } catch (error) {
-      return this.#fallbackTry(cost, error);
+      return Promise.reject(error);
     }
-    this.#downUntilMs = 0;
-    return reply[0] === PlaceOutcome.Granted;
+    return this.#caller.call(Op.PLACE, args, 'place').then(
+      (reply) => {
+        this.#downUntilMs = 0;
+        return reply[0] === PlaceOutcome.Granted;
+      },
+      (error: unknown) => this.#fallbackTry(cost, error),
+    );
   }
 
   /**
@@ -212,20 +221,38 @@ export class RedisRateLimiter {
    * (the slot is given back where no later grant depends on it), and
    * `RedisUnavailableError` when Redis can not decide (unless `fallback`).
    */
-  async acquire(cost: Cost = 1, options: RedisAcquireOptions = {}): Promise<RedisGrant> {
-    const costs = resolveCosts(cost, this.#limits);
-    const limitMs = this.#waitLimit(options.timeoutMs);
-    const id = options.id === undefined ? `${this.#idPrefix}:${++idCounter}` : checkId(options.id);
-    const { signal } = options;
-    if (signal?.aborted) throw signal.reason;
+  acquire(cost: Cost = 1, options: RedisAcquireOptions = {}): Promise<RedisGrant> {
+    let costs: readonly number[];
+    let limitMs: number;
+    let id: string;
+    try {
+      costs = cost === 1 && this.#single ? ONE : resolveCosts(cost, this.#limits);
+      limitMs = this.#waitLimit(options.timeoutMs);
+      id = options.id === undefined ? this.#idPrefix + (++idCounter).toString(36) : checkId(options.id);
+      if (options.signal?.aborted) return Promise.reject(options.signal.reason);
+    } catch (error) {
+      return Promise.reject(error);
+    }
     const startMs = performance.now();
     if (this.#onFallbackNow()) return this.#fallbackAcquire(cost, options, startMs, limitMs, null);
+    // The common case in one promise step: granted at once.
+    return this.#caller.call(Op.PLACE, this.#placeArgs(costs, limitMs, startMs, id, 1), 'place').then(
+      (reply) => {
+        this.#downUntilMs = 0;
+        const placed = this.#placement(reply, limitMs, startMs, id, 1);
+        if (placed.outcome === PlaceOutcome.Granted && !options.signal?.aborted) return this.#grant(costs, placed, startMs);
+        return this.#acquireSlow(cost, costs, options, startMs, limitMs, id, placed);
+      },
+    ).catch((error: unknown) => this.#acquireFailed(cost, options, startMs, limitMs, error));
+  }
+
+  /** acquire() beyond an immediate grant: abort, waiting until due, placing again after a lost state. */
+  async #acquireSlow(cost: Cost, costs: readonly number[], options: RedisAcquireOptions, startMs: number, limitMs: number, id: string, first: Placement): Promise<RedisGrant> {
+    const { signal } = options;
     try {
       // A placement whose state was lost (server restarted without
       // persistence) is void: place again with what is left of the wait.
-      for (;;) {
-        const placed = await this.#place(costs, limitMs, startMs, id, 1);
-        this.#downUntilMs = 0;
+      for (let placed = first; ; placed = await this.#place(costs, limitMs, startMs, id, 1)) {
         if (placed.outcome === PlaceOutcome.Granted) {
           if (signal?.aborted) throw signal.reason;
           return this.#grant(costs, placed, startMs);
@@ -237,9 +264,14 @@ export class RedisRateLimiter {
         if (await this.#waitDue(placed, costs, id, startMs, limitMs, options)) return this.#grant(costs, placed, startMs);
       }
     } catch (error) {
-      if (!(error instanceof RedisUnavailableError) || this.#options.fallback === null) throw error;
-      return this.#fallbackAcquire(cost, options, startMs, limitMs, error);
+      return this.#acquireFailed(cost, options, startMs, limitMs, error);
     }
+  }
+
+  /** With a fallback, an outage goes to the local limiter; anything else stands. */
+  #acquireFailed(cost: Cost, options: RedisAcquireOptions, startMs: number, limitMs: number, error: unknown): Promise<RedisGrant> {
+    if (!(error instanceof RedisUnavailableError) || this.#options.fallback === null) return Promise.reject(error);
+    return this.#fallbackAcquire(cost, options, startMs, limitMs, error);
   }
 
   /**
@@ -332,14 +364,13 @@ export class RedisRateLimiter {
     const [now, v, sh, ps, , thr, rej, can, waiting] = r as [number, number, number, number, number, number, number, number, number];
     const limits = Object.fromEntries(this.#limits.map((limit, i) => {
       const [perUs, toleranceUs] = this.#options.perLimit[i]!;
-      const tat = r[11 + 2 * i]!;
+      const tat = r[11 + i]!;
       const backlogUs = Math.max(0, tat - v);
       const stats: RedisLimitStats = {
         rate: limit.rate,
         burst: limit.burst,
         available: backlogUs >= toleranceUs ? 0 : Math.min(limit.burst, Math.floor((toleranceUs - backlogUs) / perUs + 1e-9)),
         queuedCost: Math.max(0, Math.ceil((backlogUs - toleranceUs) / perUs - 1e-9)),
-        grantedCost: r[12 + 2 * i]!,
       };
       return [limit.name, stats];
     }));
@@ -384,23 +415,33 @@ export class RedisRateLimiter {
 
   // ------------------------------------------------------------- internals
 
-  async #place(costs: readonly number[], limitMs: number, startMs: number, id: string, mode: 0 | 1): Promise<Placement> {
+  /** PLACE: one round trip; the reply as a {@link Placement} (refusals of `acquire` thrown as typed errors). */
+  #place(costs: readonly number[], limitMs: number, startMs: number, id: string, mode: 0 | 1): Promise<Placement> {
+    return this.#caller.call(Op.PLACE, this.#placeArgs(costs, limitMs, startMs, id, mode), 'place')
+      .then((r) => this.#placement(r, limitMs, startMs, id, mode));
+  }
+
+  #placeArgs(costs: readonly number[], limitMs: number, startMs: number, id: string, mode: 0 | 1): (string | number)[] {
     let maxDelayUs = -1;
     if (limitMs >= 0) maxDelayUs = Math.max(0, Math.floor((limitMs - (performance.now() - startMs)) * 1000));
-    const r = await this.#caller.call(Op.PLACE, [...costs, maxDelayUs, mode, id], 'place');
-    const placed: Placement = {
-      outcome: r[0]!, slot: r[1]!, delayUs: r[2]!, seq: r[4] === undefined ? -1 : r[3]!, inc: r[4] ?? -1,
-      position: r[5] ?? 0, prevLast: r[6] ?? 0, prevTats: r.slice(7), fullLimit: r[0] === PlaceOutcome.QueueFull ? r[3]! : -1,
-    };
-    if (placed.outcome === PlaceOutcome.TooLate) {
-      if (mode === 1 && id !== '') throw new WaitTimeoutError(limitMs, (performance.now() - startMs) + placed.delayUs / 1000);
-    } else if (placed.outcome === PlaceOutcome.QueueFull) {
-      if (mode === 1 && id !== '') {
-        const full = this.#limits[placed.fullLimit]!;
-        throw new QueueFullError(full.maxQueue, full.name);
-      }
+    return costs.length === 1 ? [costs[0]!, maxDelayUs, mode, id] : [...costs, maxDelayUs, mode, id];
+  }
+
+  #placement(r: number[], limitMs: number, startMs: number, id: string, mode: 0 | 1): Placement {
+    const outcome = r[0]!;
+    if (outcome === PlaceOutcome.TooLate && mode === 1 && id !== '') {
+      throw new WaitTimeoutError(limitMs, (performance.now() - startMs) + r[2]! / 1000);
     }
-    return placed;
+    if (outcome === PlaceOutcome.QueueFull && mode === 1 && id !== '') {
+      const full = this.#limits[r[3]!]!;
+      throw new QueueFullError(full.maxQueue, full.name);
+    }
+    const refused = outcome === PlaceOutcome.TooLate || outcome === PlaceOutcome.QueueFull;
+    return {
+      outcome, slot: r[1]!, delayUs: r[2]!, token: refused ? -1 : r[3]!, inc: refused ? -1 : r[4]!,
+      position: refused ? 0 : r[5]!, prevLast: refused ? 0 : r[6]!, prevTats: refused ? [] : r.length === 8 ? [r[7]!] : r.slice(7),
+      fullLimit: outcome === PlaceOutcome.QueueFull ? r[3]! : -1,
+    };
   }
 
   /**
@@ -452,36 +493,12 @@ export class RedisRateLimiter {
 
   /** Gives back a placement not yet due: the capacity returns if it is still the latest placement. */
   async #cancel(placed: Placement, costs: readonly number[], id: string): Promise<boolean> {
-    const r = await this.#caller.call(Op.CANCEL, [placed.slot, placed.inc, id, placed.seq, placed.prevLast, ...placed.prevTats, ...costs], 'cancel');
+    const r = await this.#caller.call(Op.CANCEL, [placed.slot, placed.inc, id, placed.token, placed.prevLast, ...placed.prevTats, ...costs], 'cancel');
     return r[0] === 1;
   }
 
   #grant(costs: readonly number[], placed: Placement, startMs: number): RedisGrant {
-    const limits = this.#limits;
-    const caller = this.#caller;
-    const resolveActual = this.#resolveActual;
-    let settled = false;
-    const byName = (values: readonly number[]) => Object.freeze(Object.fromEntries(limits.map((l, i) => [l.name, values[i]!])));
-    return {
-      cost: costs[0]!,
-      costs: byName(costs),
-      waitedMs: performance.now() - startMs,
-      slotUs: placed.slot,
-      source: 'redis',
-      async settle(actual) {
-        if (settled) throw new InvalidOptionError('settle', actual, 'called once per grant (this grant was already settled)');
-        const actualCosts = resolveActual(actual, costs);
-        settled = true;
-        const r = await caller.call(Op.SETTLE, [placed.inc, placed.seq, placed.prevLast, ...placed.prevTats, ...costs, ...actualCosts], 'settle');
-        const refundedOk = r[0] === 1;
-        return {
-          charged: byName(costs.map((c, i) => Math.max(0, actualCosts[i]! - c))),
-          refunded: byName(costs.map((c, i) => refundedOk ? Math.max(0, c - actualCosts[i]!) : 0)),
-          forfeited: byName(costs.map((c, i) => refundedOk ? 0 : Math.max(0, c - actualCosts[i]!))),
-        };
-      },
-      release() {},
-    };
+    return new Granted(this.#caller, this.#limits, this.#resolveActual, costs, placed, performance.now() - startMs);
   }
 
   readonly #resolveActual = (actual: unknown, granted: readonly number[]): number[] => {
@@ -574,7 +591,7 @@ export class RedisRateLimiter {
   #fallbackStats(local: LimiterStats): RedisLimiterStats {
     const limits = Object.fromEntries(this.#limits.map((l) => {
       const s = local.limits[l.name]!;
-      return [l.name, { rate: s.rate, burst: s.burst, available: s.available, queuedCost: s.waitingCost, grantedCost: s.grantedCost }];
+      return [l.name, { rate: s.rate, burst: s.burst, available: s.available, queuedCost: s.waitingCost }];
     }));
     return {
       ...limits[this.#limits[0]!.name]!,
@@ -582,6 +599,59 @@ export class RedisRateLimiter {
       waiting: local.waiting, rejected: local.rejected, cancelled: local.cancelled, throttles: local.throttles,
       pausedForMs: local.pausedForMs, serverTimeUs: null,
     };
+  }
+}
+
+/** A grant from Redis. */
+class Granted implements RedisGrant {
+  readonly cost: number;
+  readonly waitedMs: number;
+  readonly slotUs: number;
+  readonly source = 'redis' as const;
+  #settled = false;
+  readonly #caller: ScriptCaller;
+  readonly #limits: readonly ResolvedLimit[];
+  readonly #resolveActual: (actual: unknown, granted: readonly number[]) => number[];
+  readonly #costs: readonly number[];
+  readonly #placed: Placement;
+
+  constructor(
+    caller: ScriptCaller, limits: readonly ResolvedLimit[], resolveActual: (actual: unknown, granted: readonly number[]) => number[],
+    costs: readonly number[], placed: Placement, waitedMs: number,
+  ) {
+    this.#caller = caller;
+    this.#limits = limits;
+    this.#resolveActual = resolveActual;
+    this.#costs = costs;
+    this.#placed = placed;
+    this.cost = costs[0]!;
+    this.slotUs = placed.slot;
+    this.waitedMs = waitedMs;
+  }
+
+  get costs(): Readonly<Record<string, number>> {
+    return this.#byName(this.#costs);
+  }
+
+  async settle(actual: number | Readonly<Record<string, number>>): Promise<RedisSettleResult> {
+    if (this.#settled) throw new InvalidOptionError('settle', actual, 'called once per grant (this grant was already settled)');
+    const costs = this.#costs;
+    const placed = this.#placed;
+    const actualCosts = this.#resolveActual(actual, costs);
+    this.#settled = true;
+    const r = await this.#caller.call(Op.SETTLE, [placed.inc, placed.token, placed.prevLast, ...placed.prevTats, ...costs, ...actualCosts], 'settle');
+    const refunded = r[0] === 1;
+    return {
+      charged: this.#byName(costs.map((c, i) => Math.max(0, actualCosts[i]! - c))),
+      refunded: this.#byName(costs.map((c, i) => (refunded ? Math.max(0, c - actualCosts[i]!) : 0))),
+      forfeited: this.#byName(costs.map((c, i) => (refunded ? 0 : Math.max(0, c - actualCosts[i]!)))),
+    };
+  }
+
+  release(): void {}
+
+  #byName(values: readonly number[]): Readonly<Record<string, number>> {
+    return Object.freeze(Object.fromEntries(this.#limits.map((l, i) => [l.name, values[i]!])));
   }
 }
 

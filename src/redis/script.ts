@@ -17,10 +17,9 @@
  * | inc     | incarnation: TIME when this state was created (a restarted server or a lost key gets a new one) |
  * | sh      | SHIFT: virtual time v = now − sh; grows at each backoff |
  * | ps      | PAUSE_START: virtual time at which the latest pause began |
- * | last    | LAST_SLOT: the latest placement's slot (joint FIFO floor across limits) |
- * | seq     | placements so far; cancel/refund undo a placement only while it is the latest |
  * | t<i>    | TAT of limit i (virtual µs) |
- * | g<i>    | cost granted or reserved in limit i (stats) |
+ * | last    | several limits: LAST_SLOT, the latest placement's slot (joint FIFO floor) |
+ * | seq     | several limits: placements so far (the undo token, below) |
  * | thr, rej, can | backoffs, refused waits, cancelled waits (stats) |
  *
  * The algorithm is `state.ts`'s, on µs instead of ns, with one refinement:
@@ -30,6 +29,14 @@
  * the epoch (~1.8e15) are exact integers below 2^53; ns would not be. Numbers
  * are passed to redis.call as numbers (Redis prints them with 17 significant
  * digits, exactly); never through tostring() or `..`, which keep 14.
+ *
+ * Undo (cancel, refund, returning a lease) applies only to the latest
+ * placement, recognised by a token the placement returns — as `state.ts`:
+ * with one limit the TAT it wrote (TAT only grows except by an undo, and
+ * every placement moves it, so TAT equal to the token means nothing was
+ * placed since); with several limits the placement count `seq`. Either way a
+ * resent duplicate of an undo (a client retrying after a lost reply) finds
+ * the token changed or restores the same values again: never a double undo.
  *
  * Timeline (as `state.ts`): virtual(now) = max(ps, now − sh). A backoff at
  * real b until u sets ps := virtual(b), sh := u − ps, and drains every TAT to
@@ -46,8 +53,14 @@
  * a restart never over-grants. A server up for longer than τ + 0.5 s gives a
  * new state a full bucket at once, as the shared-memory limiter does.
  *
+ * Speed: PLACE with one limit and CHECK, the calls of every acquire, run a
+ * straight-line fast path (one HMGET, TIME, one HSET, no Lua tables); the
+ * general path below it serves the rest and creates new states.
+ *
  * Replies are arrays of integers (a Lua number becomes an integer reply). A
  * caller whose configuration differs from the stored one gets {-9, stored}.
+ * Needs Redis ≥ 5 (or a compatible server replicating script effects):
+ * scripts write after reading TIME.
  */
 import { createHash } from 'node:crypto';
 
@@ -78,30 +91,146 @@ export const LEASE_AHEAD_MAX_MS = 500;
 /** A waiter whose slot has been due this long without checking in is dropped from the queue set (crashed process). */
 export const WAITER_GRACE_MS = 10_000;
 
-const LUA = `
+/** One limit's constants, as the script sees them. */
+export interface ScriptLimit {
+  /** µs of schedule per cost unit: 1e6/rate (a float). */
+  readonly perUs: number;
+  /** Tolerance τ = ceil(burst·1e6/rate), µs. */
+  readonly toleranceUs: number;
+  /** -1 = unbounded */
+  readonly maxQueue: number;
+}
+
+/** The script and its SHA1 for one configuration. */
+export interface Script {
+  readonly lua: string;
+  readonly sha: string;
+}
+
+/**
+ * The script for one configuration: its constants (rates, tolerances, queue
+ * bounds and the configuration text checked against the stored one) are
+ * Lua literals, so a decision passes only its own arguments. Processes with
+ * the same configuration generate the same text, hence the same SHA.
+ */
+export function scriptFor(config: string, limits: readonly ScriptLimit[]): Script {
+  const lua = template(luaString(config), limits);
+  return { lua, sha: createHash('sha1').update(lua).digest('hex') };
+}
+
+/** A Lua long string holding `text` verbatim. */
+function luaString(text: string): string {
+  let eq = '';
+  while (text.includes(`]${eq}]`)) eq += '=';
+  return `[${eq}[${text}]${eq}]`;
+}
+
+/** A number as a Lua literal that parses back to the same double (JS prints the shortest such form). */
+function luaNumber(x: number): string {
+  if (!Number.isFinite(x)) throw new Error(`not a finite number: ${x}`);
+  return String(x);
+}
+
+const template = (CFG: string, limits: readonly ScriptLimit[]): string => {
+  const n = limits.length;
+  const one = limits[0]!;
+  const list = (f: (l: ScriptLimit) => number) => `{${limits.map((l) => luaNumber(f(l))).join(', ')}}`;
+  return `
 local key, qkey = KEYS[1], KEYS[2]
-local op = tonumber(ARGV[1])
-if op == ${Op.RESET} then
-  return redis.call('DEL', key, qkey)
+local op = ARGV[1]
+
+-- Fast path: PLACE with one limit. ARGV: op, cost, maxDelayUs (-1 = none),
+-- mode (0 try, 1 wait), member ('' = none).
+if ${n === 1 ? 'true' : 'false'} and op == '${Op.PLACE}' then
+  local s = redis.call('HMGET', key, 'cfg', 'inc', 'sh', 'ps', 't1')
+  if s[1] == ${CFG} then
+    local clock = redis.call('TIME')
+    local now = clock[1] * 1000000 + clock[2]
+    local sh, tat = tonumber(s[3]), tonumber(s[5])
+    local v = now - sh
+    local ps = tonumber(s[4])
+    if v < ps then v = ps end
+    local cost, ch = 1, ${luaNumber(Math.ceil(one.perUs))}
+    if ARGV[2] ~= '1' then
+      cost = tonumber(ARGV[2])
+      ch = math.ceil(cost * ${luaNumber(one.perUs)})
+    end
+    -- Slot g: the earliest virtual time >= v at which max(TAT, g) + ch - g <= tau.
+    local g = tat + ch - ${luaNumber(one.toleranceUs)}
+    if g < v then g = v end
+    local delay = g + sh - now
+    local wait = ARGV[4] == '1'
+    if g > v then
+      local maxDelay = tonumber(ARGV[3])
+      if maxDelay >= 0 and delay > maxDelay then
+        if wait then redis.call('HINCRBY', key, 'rej', 1) end
+        return {${PlaceOutcome.TooLate}, g, delay, -1}
+      end
+      -- Queue length in cost units = how far the slot lies beyond the present.
+      if ${luaNumber(one.maxQueue)} >= 0 and g - v > ${luaNumber(one.maxQueue)} * ${luaNumber(one.perUs)} then
+        if wait then redis.call('HINCRBY', key, 'rej', 1) end
+        return {${PlaceOutcome.QueueFull}, g, delay, 0}
+      end
+    end
+    local t = tat
+    if g > t then t = g end
+    local nextTat = t + ch
+    -- %d: Redis would print a Lua number with %.17g, several times slower.
+    redis.call('HSET', key, 't1', string.format('%d', nextTat))
+    if not wait then return {${PlaceOutcome.Granted}} end
+    if g <= v then return {${PlaceOutcome.Granted}, g, delay, nextTat, tonumber(s[2]), 0, 0, tat} end
+    local pos = 0
+    if ARGV[5] ~= '' then
+      redis.call('ZADD', qkey, g, ARGV[5])
+      redis.call('ZREMRANGEBYSCORE', qkey, '-inf', v - ${WAITER_GRACE_MS * 1000})
+      pos = redis.call('ZCOUNT', qkey, string.format('(%.0f', v), g)
+    end
+    return {${PlaceOutcome.Delayed}, g, delay, nextTat, tonumber(s[2]), pos, 0, tat}
+  end
 end
-if redis.replicate_commands then redis.replicate_commands() end
-local n = tonumber(ARGV[3])
-local per, tau, mq = {}, {}, {}
-for i = 1, n do
-  local b = 1 + 3 * i
-  per[i] = tonumber(ARGV[b]); tau[i] = tonumber(ARGV[b + 1]); mq[i] = tonumber(ARGV[b + 2])
+
+-- Fast path: CHECK. ARGV: op, slot, inc, member. Due iff slot <= max(ps, now - sh).
+if op == '${Op.CHECK}' then
+  local s = redis.call('HMGET', key, 'cfg', 'inc', 'sh', 'ps')
+  if s[1] == ${CFG} then
+    local clock = redis.call('TIME')
+    local now = clock[1] * 1000000 + clock[2]
+    local sh, ps = tonumber(s[3]), tonumber(s[4])
+    local a = 2
+    if tonumber(s[2]) ~= tonumber(ARGV[a + 1]) then return {${STATE_LOST}, 0, now, sh, ps, 0} end
+    local slot = tonumber(ARGV[a])
+    local member = ARGV[a + 2]
+    local v = now - sh
+    if v < ps then v = ps end
+    if slot <= v then
+      if member ~= '' then redis.call('ZREM', qkey, member) end
+      return {0, 0, now, sh, ps, 0}
+    end
+    local pos = 0
+    if member ~= '' then pos = redis.call('ZCOUNT', qkey, string.format('(%.0f', v), slot) end
+    return {1, slot + sh - now, now, sh, ps, pos}
+  end
 end
-local a = 4 + 3 * n
+
+if op == '${Op.RESET}' then
+  return {redis.call('DEL', key, qkey)}
+end
+
+-- General path. ARGV: op, then the operation's arguments from ARGV[a].
+op = tonumber(op)
+local n = ${n}
+local per, tau, mq = ${list((l) => l.perUs)}, ${list((l) => l.toleranceUs)}, ${list((l) => l.maxQueue)}
+local a = 2
 local clock = redis.call('TIME')
 local now = tonumber(clock[1]) * 1000000 + tonumber(clock[2])
 local fields = {'cfg', 'inc', 'sh', 'ps', 'last', 'seq'}
-for i = 1, n do fields[6 + i] = 't' .. i; fields[6 + n + i] = 'g' .. i end
+for i = 1, n do fields[6 + i] = 't' .. i end
 local s = redis.call('HMGET', key, unpack(fields))
 local inc, sh, ps, last, seq
-local tat, granted = {}, {}
-if s[1] == ARGV[2] then
-  inc = tonumber(s[2]); sh = tonumber(s[3]); ps = tonumber(s[4]); last = tonumber(s[5]); seq = tonumber(s[6])
-  for i = 1, n do tat[i] = tonumber(s[6 + i]); granted[i] = tonumber(s[6 + n + i]) end
+local tat = {}
+if s[1] == ${CFG} then
+  inc = tonumber(s[2]); sh = tonumber(s[3]); ps = tonumber(s[4]); last = tonumber(s[5]) or 0; seq = tonumber(s[6]) or 0
+  for i = 1, n do tat[i] = tonumber(s[6 + i]) end
 elseif not s[1] then
   -- A new state: drained as of the server's start (see script.ts).
   local up = 0
@@ -109,10 +238,10 @@ elseif not s[1] then
   if ok and type(info) == 'string' then up = tonumber(string.match(info, 'uptime_in_seconds:(%d+)')) or 0 end
   local start = now - up * 1000000
   inc = now; sh = 0; ps = 0; last = 0; seq = 0
-  local w = {'cfg', ARGV[2], 'inc', inc, 'sh', 0, 'ps', 0, 'last', 0, 'seq', 0, 'thr', 0, 'rej', 0, 'can', 0}
+  local w = {'cfg', ${CFG}, 'inc', inc, 'sh', 0, 'ps', 0, 'last', 0, 'seq', 0, 'thr', 0, 'rej', 0, 'can', 0}
   for i = 1, n do
-    tat[i] = start + tau[i] + ${LEASE_AHEAD_MAX_MS * 1000}; granted[i] = 0
-    w[#w + 1] = 't' .. i; w[#w + 1] = tat[i]; w[#w + 1] = 'g' .. i; w[#w + 1] = 0
+    tat[i] = start + tau[i] + ${LEASE_AHEAD_MAX_MS * 1000}
+    w[#w + 1] = 't' .. i; w[#w + 1] = tat[i]
   end
   redis.call('HSET', key, unpack(w))
 else
@@ -121,6 +250,8 @@ end
 local v = now - sh
 if v < ps then v = ps end
 local function above(x) return string.format('(%.0f', x) end
+-- The undo token of the latest placement (see script.ts), and its check.
+local function latest(token) if n == 1 then return tat[1] == token end return seq == token end
 
 if op == ${Op.PLACE} then
   -- ARGV: cost[1..n], maxDelayUs (-1 = none), mode (0 = try, 1 = wait), member ('' = none)
@@ -130,7 +261,7 @@ if op == ${Op.PLACE} then
   -- Joint slot g: the earliest virtual time >= v and >= LAST_SLOT at which
   -- every limit conforms: max(TAT_i, g) + ch_i - g <= tau_i  <=>  g >= TAT_i + ch_i - tau_i.
   local g = v
-  if last > g then g = last end
+  if n > 1 and last > g then g = last end
   for i = 1, n do
     ch[i] = math.ceil(tonumber(ARGV[a + i - 1]) * per[i])
     local e = tat[i] + ch[i] - tau[i]
@@ -143,22 +274,22 @@ if op == ${Op.PLACE} then
       return {${PlaceOutcome.TooLate}, g, delay, -1}
     end
     for i = 1, n do
-      -- Queue length in cost units = how far the slot lies beyond the present.
       if mq[i] >= 0 and g - v > mq[i] * per[i] then
         if mode == 1 then redis.call('HINCRBY', key, 'rej', 1) end
         return {${PlaceOutcome.QueueFull}, g, delay, i - 1}
       end
     end
   end
-  local w = {'last', g, 'seq', seq + 1}
+  local w = {}
   local reply = {g > v and ${PlaceOutcome.Delayed} or ${PlaceOutcome.Granted}, g, delay, seq + 1, inc, 0, last}
   for i = 1, n do
     local t = tat[i]
     if g > t then t = g end
     w[#w + 1] = 't' .. i; w[#w + 1] = t + ch[i]
-    w[#w + 1] = 'g' .. i; w[#w + 1] = granted[i] + tonumber(ARGV[a + i - 1])
     reply[7 + i] = tat[i]
+    if n == 1 then reply[4] = t + ch[i] end
   end
+  if n > 1 then w[#w + 1] = 'last'; w[#w + 1] = g; w[#w + 1] = 'seq'; w[#w + 1] = seq + 1 end
   redis.call('HSET', key, unpack(w))
   local member = ARGV[a + n + 2]
   if g > v and member ~= '' then
@@ -170,42 +301,32 @@ if op == ${Op.PLACE} then
 end
 
 if op == ${Op.CHECK} then
-  -- ARGV: slot, inc, member. Due iff slot <= max(ps, now - sh).
-  local slot = tonumber(ARGV[a])
-  local member = ARGV[a + 2]
-  if inc ~= tonumber(ARGV[a + 1]) then return {${STATE_LOST}, 0, now, sh, ps, 0} end
-  if slot <= v then
-    if member ~= '' then redis.call('ZREM', qkey, member) end
-    return {0, 0, now, sh, ps, 0}
-  end
-  local pos = 0
-  if member ~= '' then pos = redis.call('ZCOUNT', qkey, above(v), slot) end
-  return {1, slot + sh - now, now, sh, ps, pos}
+  -- The state was just created (lost since the placement): place again.
+  return {${STATE_LOST}, 0, now, sh, ps, 0}
 end
 
 if op == ${Op.CANCEL} then
-  -- ARGV: slot, inc, member, seq, prevLast, prevTat[1..n], cost[1..n]
+  -- ARGV: slot, inc, member, token, prevLast, prevTat[1..n], cost[1..n]
   local member = ARGV[a + 2]
   if member ~= '' then redis.call('ZREM', qkey, member) end
   local slot = tonumber(ARGV[a])
   if inc ~= tonumber(ARGV[a + 1]) or slot <= v then return {0} end
   redis.call('HINCRBY', key, 'can', 1)
   -- Undo only the latest placement: later ones were scheduled behind it.
-  -- (Restoring is idempotent, so a resent duplicate of this call is harmless;
-  -- seq is left as is, so a cancel never makes an earlier placement "latest".)
-  if seq ~= tonumber(ARGV[a + 3]) then return {2} end
-  local w = {'last', tonumber(ARGV[a + 4])}
+  -- Restoring is idempotent, so a resent duplicate of this call is harmless.
+  if not latest(tonumber(ARGV[a + 3])) then return {2} end
+  local w = {}
+  if n > 1 then w[1] = 'last'; w[2] = tonumber(ARGV[a + 4]) end
   for i = 1, n do
     w[#w + 1] = 't' .. i; w[#w + 1] = tonumber(ARGV[a + 4 + i])
-    w[#w + 1] = 'g' .. i; w[#w + 1] = granted[i] - tonumber(ARGV[a + 4 + n + i])
   end
   redis.call('HSET', key, unpack(w))
   return {1}
 end
 
 if op == ${Op.SETTLE} then
-  -- ARGV: inc, seq, prevLast, prevTat[1..n], cost[1..n], actual[1..n]
-  local latest = inc == tonumber(ARGV[a]) and seq == tonumber(ARGV[a + 1])
+  -- ARGV: inc, token, prevLast, prevTat[1..n], cost[1..n], actual[1..n]
+  local isLatest = inc == tonumber(ARGV[a]) and latest(tonumber(ARGV[a + 1]))
   local w = {}
   local refundAll, anyRefund, anyExtra = true, false, false
   for i = 1, n do
@@ -215,20 +336,21 @@ if op == ${Op.SETTLE} then
     if x > c then anyExtra = true end
   end
   local refunded = 0
-  if anyRefund and latest then
+  if anyRefund and isLatest then
     -- Nothing placed since: TAT_i still holds what the placement wrote,
     -- max(prev, g) + ch(c); placed with x instead it would hold max(prev, g) + ch(x).
-    -- seq moves on, so a duplicate of this call (a client resending after a
-    -- lost reply) can not refund twice.
+    -- The token moves on (TAT changes; seq advances), so a resent duplicate
+    -- of this call can not refund twice.
     refunded = 1
-    w[#w + 1] = 'seq'; w[#w + 1] = seq + 1
-    if refundAll then w[#w + 1] = 'last'; w[#w + 1] = tonumber(ARGV[a + 2]) end
+    if n > 1 then
+      w[#w + 1] = 'seq'; w[#w + 1] = seq + 1
+      if refundAll then w[#w + 1] = 'last'; w[#w + 1] = tonumber(ARGV[a + 2]) end
+    end
     for i = 1, n do
       local c, x = tonumber(ARGV[a + 2 + n + i]), tonumber(ARGV[a + 2 + 2 * n + i])
       if x < c then
         if refundAll then tat[i] = tonumber(ARGV[a + 2 + i])
         else tat[i] = tat[i] - math.ceil(c * per[i]) + math.ceil(x * per[i]) end
-        granted[i] = granted[i] - (c - x)
       end
     end
   end
@@ -240,15 +362,12 @@ if op == ${Op.SETTLE} then
         local t = tat[i]
         if v > t then t = v end
         tat[i] = t + math.ceil((x - c) * per[i])
-        granted[i] = granted[i] + (x - c)
       end
     end
-    if refunded == 0 then w[#w + 1] = 'seq'; w[#w + 1] = seq + 1 end
+    if n > 1 and refunded == 0 then w[#w + 1] = 'seq'; w[#w + 1] = seq + 1 end
   end
   if refunded == 1 or anyExtra then
-    for i = 1, n do
-      w[#w + 1] = 't' .. i; w[#w + 1] = tat[i]; w[#w + 1] = 'g' .. i; w[#w + 1] = granted[i]
-    end
+    for i = 1, n do w[#w + 1] = 't' .. i; w[#w + 1] = tat[i] end
     redis.call('HSET', key, unpack(w))
   end
   return {refunded}
@@ -264,7 +383,8 @@ if op == ${Op.BACKOFF} then
   if raw > nps then nps = raw end
   local nsh = untilUs - nps
   if sh > nsh then nsh = sh end
-  local w = {'ps', nps, 'sh', nsh, 'seq', seq + 1}
+  local w = {'ps', nps, 'sh', nsh}
+  if n > 1 then w[5] = 'seq'; w[6] = seq + 1 end -- no undo may cross a backoff (one limit: the drain moves TAT)
   for i = 1, n do
     local target = nps + tau[i] - math.ceil(per[i])
     local t = tat[i]
@@ -277,7 +397,7 @@ if op == ${Op.BACKOFF} then
 end
 
 if op == ${Op.STATS} then
-  -- ARGV: member ('' = none). Reply: now, v, sh, ps, inc, thr, rej, can, waiting, slot, position, then (tat, granted) per limit.
+  -- ARGV: member ('' = none). Reply: now, v, sh, ps, inc, thr, rej, can, waiting, slot, position, then TAT per limit.
   local ex = redis.call('HMGET', key, 'thr', 'rej', 'can')
   redis.call('ZREMRANGEBYSCORE', qkey, '-inf', v - ${WAITER_GRACE_MS * 1000})
   local reply = {now, v, sh, ps, inc, tonumber(ex[1]) or 0, tonumber(ex[2]) or 0, tonumber(ex[3]) or 0,
@@ -290,13 +410,14 @@ if op == ${Op.STATS} then
       reply[11] = redis.call('ZCOUNT', qkey, above(v), reply[10])
     end
   end
-  for i = 1, n do reply[#reply + 1] = tat[i]; reply[#reply + 1] = granted[i] end
+  for i = 1, n do reply[#reply + 1] = tat[i] end
   return reply
 end
 
 if op == ${Op.LEASE} then
   -- One limit. ARGV: wantUs, aheadUs, minUs. Takes the next stretch of the
-  -- schedule [base, e) whose last slot (e - tau) is due at most aheadUs from now.
+  -- schedule [base, e) whose last slot (e - tau) is due at most aheadUs from
+  -- now. Its token is e (the TAT it writes).
   local base = tat[1]
   if v > base then base = v end
   local maxEnd = now - sh + tau[1] + tonumber(ARGV[a + 1])
@@ -306,30 +427,23 @@ if op == ${Op.LEASE} then
   local minUs = tonumber(ARGV[a + 2])
   if len < minUs then return {0, base + minUs - maxEnd, now, sh, ps, inc} end
   local e = base + len
-  local lastSlot = e - tau[1]
-  if lastSlot < v then lastSlot = v end
-  redis.call('HSET', key, 't1', e, 'last', lastSlot, 'seq', seq + 1, 'g1', granted[1] + math.floor(len / per[1]))
-  return {1, base, e, now, sh, ps, inc, seq + 1, tat[1], last}
+  redis.call('HSET', key, 't1', e)
+  return {1, base, e, now, sh, ps, inc, e, tat[1]}
 end
 
 if op == ${Op.UNLEASE} then
-  -- ARGV: inc, seq, returnTo. Gives back the unused tail of this process's
+  -- ARGV: inc, token, returnTo. Gives back the unused tail of this process's
   -- latest lease (and of the leases contiguous before it): TAT := returnTo,
   -- only while that lease is still the latest placement. The caller passes a
   -- returnTo inside its own leased stretch, never below another's grants.
-  if inc ~= tonumber(ARGV[a]) or seq ~= tonumber(ARGV[a + 1]) then return {0} end
+  if inc ~= tonumber(ARGV[a]) or not latest(tonumber(ARGV[a + 1])) then return {0} end
   local to = tonumber(ARGV[a + 2])
   if to >= tat[1] then return {0} end
-  local w = {'t1', to, 'g1', granted[1] - math.floor((tat[1] - to) / per[1]), 'seq', seq + 1}
-  -- LAST_SLOT must not hold back what came back (one limit: TAT decides).
-  if last > to - tau[1] then w[#w + 1] = 'last'; w[#w + 1] = to - tau[1] end
-  redis.call('HSET', key, unpack(w))
+  redis.call('HSET', key, 't1', to)
   return {1}
 end
 
 return redis.error_reply('atomic-pace: unknown operation')
 `;
+};
 
-/** The script text and its SHA1, as EVALSHA wants it. */
-export const SCRIPT = LUA;
-export const SCRIPT_SHA = createHash('sha1').update(LUA).digest('hex');

@@ -48,6 +48,12 @@ export async function freePort(): Promise<number> {
   });
 }
 
+/** Servers still running; killed when the test process exits, even after a test timed out mid-way. */
+const live = new Set<ChildProcess>();
+process.once('exit', () => {
+  for (const child of live) child.kill('SIGKILL');
+});
+
 /** One redis-server process the test owns. */
 export class RedisServer {
   readonly port: number;
@@ -77,6 +83,8 @@ export class RedisServer {
       '--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no',
       '--dir', this.#dir, '--cluster-config-file', 'nodes.conf', ...this.#extraArgs,
     ], { stdio: ['ignore', 'ignore', 'pipe'] });
+    live.add(child);
+    child.once('exit', () => live.delete(child));
     let stderr = '';
     child.stderr!.on('data', (chunk: Buffer) => { stderr += chunk.toString(); });
     this.#child = child;
