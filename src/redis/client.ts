@@ -56,14 +56,26 @@ export class ScriptCaller {
   call(op: number, args: readonly (string | number)[], operation: string): Promise<number[]> {
     // A promise chain, not an async function: this is every decision's path.
     const argv = this.#prefix(op).concat(args);
-    return this.#deadline(this.#redis.evalsha(...(argv as [string, number, ...string[]]))).then(
+    let sent: Promise<unknown>;
+    try {
+      sent = this.#redis.evalsha(...(argv as [string, number, ...string[]]));
+    } catch (error) {
+      sent = Promise.reject(error); // a client that throws instead of rejecting
+    }
+    return this.#deadline(sent).then(
       (reply) => this.#checked(reply, operation),
       (error: unknown) => {
         if (!isNoScript(error)) throw new RedisUnavailableError(this.key, operation, error);
         // Not in this server's script cache (flushed, restarted, failed over):
         // EVAL runs it and caches it again. A NOSCRIPT reply means it did not run.
         argv[0] = this.#script.lua;
-        return this.#deadline(this.#redis.eval(...(argv as [string, number, ...string[]]))).then(
+        let resent: Promise<unknown>;
+        try {
+          resent = this.#redis.eval(...(argv as [string, number, ...string[]]));
+        } catch (cause) {
+          resent = Promise.reject(cause);
+        }
+        return this.#deadline(resent).then(
           (reply) => this.#checked(reply, operation),
           (cause: unknown) => { throw new RedisUnavailableError(this.key, operation, cause); },
         );

@@ -144,12 +144,24 @@ export class LeasedLimiterView {
   }
 
   /** Waits for `cost` (FIFO within this process), then resolves with the {@link LeasedGrant}. Errors as `RedisRateLimiter.acquire`. */
-  async acquire(cost = 1, options: { signal?: AbortSignal; timeoutMs?: number } = {}): Promise<LeasedGrant> {
-    checkCost(cost, this.burst);
-    const limitNs = this.#waitLimitNs(options.timeoutMs);
-    const { signal } = options;
-    if (signal?.aborted) throw signal.reason;
-    const steps = this.#steps(cost, limitNs, clock());
+  acquire(cost = 1, options: { signal?: AbortSignal; timeoutMs?: number } = {}): Promise<LeasedGrant> {
+    let limitNs: bigint;
+    try {
+      checkCost(cost, this.burst);
+      limitNs = this.#waitLimitNs(options.timeoutMs);
+      if (options.signal?.aborted) return Promise.reject(options.signal.reason);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    // The common case, at memory speed: granted at once from the lease.
+    const start = clock();
+    const placed = this.front.place(start, cost, limitNs < 0n ? -1n : limitNs);
+    if (placed.outcome === FrontOutcome.Granted) return Promise.resolve(this.#grant(placed, start, start));
+    return this.#acquireWaiting(cost, limitNs, start, placed, options.signal);
+  }
+
+  async #acquireWaiting(cost: number, limitNs: bigint, start: bigint, first: FrontPlaced, signal: AbortSignal | undefined): Promise<LeasedGrant> {
+    const steps = this.#steps(cost, limitNs, start, first);
     let step = steps.next();
     while (!step.done) {
       const wait = step.value;
@@ -168,7 +180,11 @@ export class LeasedLimiterView {
   /** As {@link acquire}, blocking the thread (`Atomics.wait`); for worker threads. Not on the owner's thread while it must renew leases. */
   acquireSync(cost = 1, options: { timeoutMs?: number } = {}): LeasedGrant {
     checkCost(cost, this.burst);
-    const steps = this.#steps(cost, this.#waitLimitNs(options.timeoutMs), clock());
+    const limitNs = this.#waitLimitNs(options.timeoutMs);
+    const start = clock();
+    const placed = this.front.place(start, cost, limitNs < 0n ? -1n : limitNs);
+    if (placed.outcome === FrontOutcome.Granted) return this.#grant(placed, start, start);
+    const steps = this.#steps(cost, limitNs, start, placed);
     const i32 = this.front.i32;
     for (let step = steps.next(); ; step = steps.next()) {
       if (step.done) return step.value;
@@ -214,14 +230,24 @@ export class LeasedLimiterView {
    * sleep until due (re-reading the mapping: a pause moves it). A placement
    * whose epoch ended (new Redis state, fallback switch) is void: place again.
    */
-  *#steps(cost: number, limitNs: bigint, start: bigint): Generator<WaitStep, LeasedGrant, void> {
+  *#steps(cost: number, limitNs: bigint, start: bigint, first: FrontPlaced | null): Generator<WaitStep, LeasedGrant, void> {
     const front = this.front;
+    let firstPlaced = first;
     for (;;) {
+      // The install generation is read before placing, so an install between
+      // the placement and the sleep ends the sleep at once.
       const gen = front.generation();
       let now = clock();
       const leftNs = limitNs < 0n ? -1n : limitNs - (now - start);
       if (limitNs >= 0n && leftNs < 0n) throw new WaitTimeoutError(Number(limitNs) / 1e6, Number(now - start) / 1e6);
-      const placed = front.place(now, cost, leftNs);
+      let placed: FrontPlaced;
+      if (firstPlaced !== null && firstPlaced.outcome !== FrontOutcome.Exhausted) {
+        placed = firstPlaced; // placed by the caller just now (an Exhausted one is retried: the generation was not read before it)
+        now = start;
+      } else {
+        placed = front.place(now, cost, leftNs);
+      }
+      firstPlaced = null;
       switch (placed.outcome) {
         case FrontOutcome.Granted:
           return this.#grant(placed, start, now);
@@ -464,39 +490,53 @@ export class LeasedRateLimiter extends LeasedLimiterView {
    * the fallback, to get back to Redis; otherwise sleep until asked.
    */
   async #loop(): Promise<void> {
+    let seen = Atomics.load(this.front.i32, I32.DEMAND);
+    while (!this.#closed) {
+      try {
+        seen = await this.#step(seen);
+      } catch (error) {
+        // Not an outage (those are handled where they happen): a bug. Keep
+        // the threads failing closed rather than the process crashing.
+        this.#fail(error);
+        await sleepOnDemand(this.front.i32, seen, 100);
+      }
+    }
+  }
+
+  /** One turn of the loop; returns the DEMAND value it has seen. */
+  async #step(seenBefore: number): Promise<number> {
     const w = this.front.words;
     const i32 = this.front.i32;
-    let seen = Atomics.load(i32, I32.DEMAND);
-    while (!this.#closed) {
-      const req = Atomics.load(w, W.BACKOFF_REQ);
-      if (req !== this.#forwarded) {
-        await this.#forwardBackoff(req);
-        continue;
-      }
-      if (this.#pending !== null && this.#stretchDone()) {
-        // A backoff reported since the lease was taken published a newer
-        // pause mapping: the pending stretch's own reply predates it. Drop it.
-        if (this.#pending.forwarded === this.#forwarded) this.#install(this.#pending.reply, this.#pending.offset);
-        else this.#wanted = true;
-        this.#pending = null;
-        continue;
-      }
-      const demand = Atomics.load(i32, I32.DEMAND);
-      if (demand !== seen) {
-        seen = demand;
-        this.#wanted = true;
-      }
-      const wants = this.#pending === null && (this.#wanted || Atomics.load(w, W.MODE) === Mode.FALLBACK);
-      const notBeforeMs = Math.max(this.#downUntilMs, this.#retryAtMs);
-      const nowMs = performance.now();
-      if (wants && nowMs >= notBeforeMs) {
-        await this.#takeLease();
-        continue;
-      }
-      let sleepMs = wants ? Math.max(1, notBeforeMs - nowMs) : 1000;
-      if (this.#pending !== null) sleepMs = Math.min(sleepMs, this.#msUntilStretchEnds());
-      await sleepOnDemand(i32, seen, sleepMs);
+    let seen = seenBefore;
+    const req = Atomics.load(w, W.BACKOFF_REQ);
+    if (req !== this.#forwarded) {
+      await this.#forwardBackoff(req);
+      return seen;
     }
+    if (this.#pending !== null && this.#stretchDone()) {
+      // A backoff reported since the lease was taken published a newer
+      // pause mapping: the pending stretch's own reply predates it. Drop it.
+      if (this.#pending.forwarded === this.#forwarded) this.#install(this.#pending.reply, this.#pending.offset);
+      else this.#wanted = true;
+      this.#pending = null;
+      return seen;
+    }
+    const demand = Atomics.load(i32, I32.DEMAND);
+    if (demand !== seen) {
+      seen = demand;
+      this.#wanted = true;
+    }
+    const wants = this.#pending === null && (this.#wanted || Atomics.load(w, W.MODE) === Mode.FALLBACK);
+    const notBeforeMs = Math.max(this.#downUntilMs, this.#retryAtMs);
+    const nowMs = performance.now();
+    if (wants && nowMs >= notBeforeMs) {
+      await this.#takeLease();
+      return seen;
+    }
+    let sleepMs = wants ? Math.max(1, notBeforeMs - nowMs) : 1000;
+    if (this.#pending !== null) sleepMs = Math.min(sleepMs, this.#msUntilStretchEnds());
+    await sleepOnDemand(i32, seen, sleepMs);
+    return seen;
   }
 
   /** Leases the next stretch; installs it now if contiguous or the current one is done, else keeps it pending. */
@@ -554,7 +594,7 @@ export class LeasedRateLimiter extends LeasedLimiterView {
    * horizon. It grows fast: a lease used up within one round trip makes the
    * next one horizon/RTT times longer. It does not shrink right after a
    * thread used the lease up before its end, and a busy process leases at
-   * least eight round trips' worth.
+   * least an eighth of the horizon (and eight round trips).
    */
   #adaptSpan(now: bigint): void {
     const w = this.front.words;
@@ -566,10 +606,13 @@ export class LeasedRateLimiter extends LeasedLimiterView {
       // Used up before its time (not merely expired): demand outpaced the lease.
       const usedUp = Atomics.load(w, W.EXHAUSTED_AT) !== -1n && Atomics.load(w, W.END) > this.front.virtualNow(now);
       if (usedUp && span < this.#spanNs) span = this.#spanNs;
-      // A busy process's stretch lasts several round trips even when the
-      // limit is far above its demand (it then expires by time, not by use):
-      // at most one stall in eight.
-      if (consumedNs > 0n && span < 8n * this.#rttNs) span = 8n * this.#rttNs;
+      // A busy process's stretch lasts a while even when the limit is far
+      // above its demand (it then expires by time, not by use): at least
+      // eight round trips and an eighth of the horizon, so a thread waits for
+      // a lease at most once per stretch. (Others wait at most that long
+      // behind it: leaseAheadMs bounds both.)
+      const floor = this.#rttNs * 8n > BigInt(this.#aheadUs) * 125n ? this.#rttNs * 8n : BigInt(this.#aheadUs) * 125n;
+      if (consumedNs > 0n && span < floor) span = floor;
       this.#spanNs = span < this.#unitNs ? this.#unitNs : span > maxSpan ? maxSpan : span;
     }
     this.#lastLeaseAtNs = now;

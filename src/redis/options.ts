@@ -47,11 +47,13 @@ export interface FallbackOptions {
 
 export interface RedisRateLimiterOptions {
   /**
-   * An ioredis client (`Redis` or `Cluster`) that you own and close; the
-   * limiter only sends EVALSHA/EVAL on it. Configure it to fail fast, e.g.
-   * `new Redis({ maxRetriesPerRequest: 1, enableOfflineQueue: false })`,
-   * so an outage surfaces as {@link RedisUnavailableError} (or the fallback)
-   * within a round trip instead of after ioredis' default 20 retries.
+   * An ioredis client (`Redis` or `Cluster`) that you own, connect and
+   * close; the limiter only sends EVALSHA/EVAL on it. Configure it to fail
+   * fast, e.g. `new Redis({ maxRetriesPerRequest: 1, enableOfflineQueue:
+   * false, commandTimeout: 1000 })`, so an outage surfaces as
+   * `RedisUnavailableError` (or the fallback) within a round trip instead of
+   * after ioredis' default 20 retries. (With `enableOfflineQueue: false`,
+   * calls before the connection is ready fail: await `connect()` first.)
    */
   redis: RedisClientLike;
   /**
@@ -84,7 +86,9 @@ export interface RedisRateLimiterOptions {
   /**
    * Longest wait for one Redis reply, ms, before the call fails with
    * `RedisUnavailableError` (or goes to the fallback). 1..600_000 or
-   * Infinity; default 2000. Independent of ioredis' own `commandTimeout`.
+   * Infinity; default 2000. When the client has its own ioredis
+   * `commandTimeout` of at most this, the client's deadline is used
+   * (cheaper: no second timer).
    */
   commandTimeoutMs?: number;
 }

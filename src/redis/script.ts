@@ -1,7 +1,10 @@
 /**
- * The Redis store's one Lua script: every decision is one atomic EVALSHA of
- * it, with the server's clock (TIME), so a decision costs one round trip and
- * no two processes ever see a half-applied change.
+ * The Redis store's Lua script: every decision is one atomic EVALSHA of it,
+ * with the server's clock (TIME), so a decision costs one round trip and no
+ * two processes ever see a half-applied change. One script text per
+ * configuration (`scriptFor`): rates, tolerances, queue bounds and the
+ * configuration text are Lua literals; ARGV carries the operation and its
+ * own arguments only.
  *
  * Keys (both declared in KEYS and sharing one hash tag, so the script runs on
  * Redis Cluster and on managed services that reject undeclared keys):
@@ -28,7 +31,8 @@
  * tolerance is τ = ceil(burst·1e6/rate) µs. Lua numbers are doubles: µs since
  * the epoch (~1.8e15) are exact integers below 2^53; ns would not be. Numbers
  * are passed to redis.call as numbers (Redis prints them with 17 significant
- * digits, exactly); never through tostring() or `..`, which keep 14.
+ * digits, exactly) or formatted with %d (exact, and much faster on the hot
+ * path); never through tostring() or `..`, which keep 14 digits.
  *
  * Undo (cancel, refund, returning a lease) applies only to the latest
  * placement, recognised by a token the placement returns — as `state.ts`:

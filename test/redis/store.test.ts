@@ -290,8 +290,9 @@ describe.skipIf(!redisAvailable)('Redis store', () => {
       const limiter = await fresh({ rate: 100, burst: 5 });
       expect(await limiter.tryAcquire()).toBe(true);
       await server.kill();
-      for (const call of [limiter.tryAcquire(), limiter.acquire(), limiter.backoff({ retryAfterMs: 10 }), limiter.stats()]) {
-        const error = await rejection(call);
+      // One call at a time, each awaited as it is made (a rejection must never go unhandled).
+      for (const call of [() => limiter.tryAcquire(), () => limiter.acquire(), () => limiter.backoff({ retryAfterMs: 10 }), () => limiter.stats()]) {
+        const error = await rejection(call());
         expect(error).toBeInstanceOf(RedisUnavailableError);
         expect((error as RedisUnavailableError).code).toBe('E_REDIS_UNAVAILABLE');
       }
