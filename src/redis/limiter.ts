@@ -89,7 +89,7 @@ export interface RedisReservation {
   readonly slotUs: number;
   /** Estimated ms until due (local clock since the reply); a backoff elsewhere may move it: `refresh()` asks Redis. Infinity when not ok. */
   readonly delayMs: number;
-  /** Ms until due, from Redis now (0 when due). */
+  /** Ms until due, from Redis now (0 when due). Rejects with `RedisUnavailableError` if the state was lost since (the reservation is void). */
   refresh(): Promise<number>;
   /** Gives the place back if not yet due; returns whether capacity came back (it was the latest placement). */
   cancel(): Promise<boolean>;
@@ -299,6 +299,9 @@ export class RedisRateLimiter {
       refresh: async () => {
         if (cancelled) return 0;
         const check = await this.#caller.call(Op.CHECK, [placed.slot, placed.inc, ''], 'check');
+        if (check[0] === STATE_LOST) {
+          throw new RedisUnavailableError(this.key, 'check', new Error('the limit\'s state in Redis was lost (server restarted without persistence, or key deleted): this reservation is void, reserve again'));
+        }
         const remainingMs = check[0] === 1 ? check[1]! / 1000 : 0;
         dueAtMs = performance.now() + remainingMs;
         return remainingMs;
