@@ -593,26 +593,30 @@ export class LeasedRateLimiter extends LeasedLimiterView {
    * — an idle process leases one slot at a time, a saturating one the whole
    * horizon. It grows fast: a lease used up within one round trip makes the
    * next one horizon/RTT times longer. It does not shrink right after a
-   * thread used the lease up before its end, and a busy process leases at
-   * least an eighth of the horizon (and eight round trips).
+   * thread used the lease up before its end, and a busy process (back within
+   * about one stretch) leases at least an eighth of the horizon (and eight
+   * round trips).
    */
   #adaptSpan(now: bigint): void {
     const w = this.front.words;
     const granted = Atomics.load(w, W.GRANTED);
     const maxSpan = BigInt(this.#aheadUs) * 1000n + this.#toleranceNs;
     if (this.#lastLeaseAtNs > 0n && now > this.#lastLeaseAtNs) {
+      const elapsedNs = now - this.#lastLeaseAtNs;
       const consumedNs = BigInt(Math.ceil(Number(granted - this.#grantedAtLastLease) * 1e9 / this.rate));
-      let span = (consumedNs * BigInt(this.#aheadUs) * 1000n) / (now - this.#lastLeaseAtNs);
+      let span = (consumedNs * BigInt(this.#aheadUs) * 1000n) / elapsedNs;
       // Used up before its time (not merely expired): demand outpaced the lease.
       const usedUp = Atomics.load(w, W.EXHAUSTED_AT) !== -1n && Atomics.load(w, W.END) > this.front.virtualNow(now);
       if (usedUp && span < this.#spanNs) span = this.#spanNs;
-      // A busy process's stretch lasts a while even when the limit is far
-      // above its demand (it then expires by time, not by use): at least
-      // eight round trips and an eighth of the horizon, so a thread waits for
-      // a lease at most once per stretch. (Others wait at most that long
-      // behind it: leaseAheadMs bounds both.)
+      // A busy process — back for more within about one stretch — keeps its
+      // stretch long even when the limit is far above its demand (it then
+      // expires by time, not by use): at least eight round trips and an
+      // eighth of the horizon, so a thread waits for a lease at most once
+      // per stretch. (Others wait at most that long behind it: leaseAheadMs
+      // bounds both.) An idle process, back after a long gap, does not.
+      const busy = consumedNs > 0n && elapsedNs < 2n * (this.#spanNs + this.#rttNs);
       const floor = this.#rttNs * 8n > BigInt(this.#aheadUs) * 125n ? this.#rttNs * 8n : BigInt(this.#aheadUs) * 125n;
-      if (consumedNs > 0n && span < floor) span = floor;
+      if (busy && span < floor) span = floor;
       this.#spanNs = span < this.#unitNs ? this.#unitNs : span > maxSpan ? maxSpan : span;
     }
     this.#lastLeaseAtNs = now;

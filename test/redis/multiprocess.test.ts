@@ -105,7 +105,7 @@ describe.skipIf(!redisAvailable)('3 processes × 4 workers share one Redis limit
     // The backoff: calls of the other processes that began after it was reported
     // were not granted before the pause ended (5 ms for clock reads across processes).
     const backoff = results[0]!.find((w) => w.backoff)!.backoff!;
-    expect(backoff.pauseEndUs - backoff.doneUs).toBeGreaterThan(retryAfterMs * 1000 - 20_000);
+    expect(backoff.pauseEndUs - backoff.doneUs).toBeGreaterThan(retryAfterMs * 1000 - 100_000);
     const inPause = grants.filter((g) => g.p !== 0 && g.calledUs > backoff.doneUs + 5000 && g.returnedUs < backoff.pauseEndUs - 5000);
     expect(inPause).toEqual([]);
     expect(grants.filter((g) => g.p !== 0 && g.calledUs > backoff.doneUs).length).toBeGreaterThan(0); // they did run after it
