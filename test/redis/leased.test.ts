@@ -189,9 +189,12 @@ describe.skipIf(!redisAvailable)('leased slots', () => {
     await limiter.acquire();
     const idle = await plain.reserve();
     const trickle = limiter.stats();
-    expect(averageLeaseMs(start, busy)).toBeGreaterThan(20);
-    expect(averageLeaseMs(trickleFrom, trickle)).toBeLessThan(10);
-    expect(idle.delayMs).toBeLessThan(20); // another process is not blocked behind a long lease
+    // Busy: long stretches. Trickle: one unit plus two round trips (the part
+    // that passes while the lease is on its way) — a few ms under load.
+    const busyMs = averageLeaseMs(start, busy);
+    expect(busyMs).toBeGreaterThan(20);
+    expect(averageLeaseMs(trickleFrom, trickle)).toBeLessThan(busyMs / 3);
+    expect(idle.delayMs).toBeLessThan(busyMs / 2); // another process is not blocked behind a long lease
   });
 
   it('close() gives the unused tail back to Redis when no one was placed after it', async () => {
