@@ -594,7 +594,7 @@ export class LeasedRateLimiter extends LeasedLimiterView {
    * horizon. It grows fast: a lease used up within one round trip makes the
    * next one horizon/RTT times longer. It does not shrink right after a
    * thread used the lease up before its end, and a busy process (back within
-   * about one stretch) leases at least an eighth of the horizon (and eight
+   * about one stretch) leases at least an eighth of the horizon (and two
    * round trips).
    */
   #adaptSpan(now: bigint): void {
@@ -610,12 +610,12 @@ export class LeasedRateLimiter extends LeasedLimiterView {
       if (usedUp && span < this.#spanNs) span = this.#spanNs;
       // A busy process — back for more within about one stretch — keeps its
       // stretch long even when the limit is far above its demand (it then
-      // expires by time, not by use): at least eight round trips and an
-      // eighth of the horizon, so a thread waits for a lease at most once
-      // per stretch. (Others wait at most that long behind it: leaseAheadMs
+      // expires by time, not by use): an eighth of the horizon (and two
+      // round trips), so a thread waits for a lease at most once per
+      // stretch. (Others wait at most that long behind it: leaseAheadMs
       // bounds both.) An idle process, back after a long gap, does not.
-      const busy = consumedNs > 0n && elapsedNs < 2n * (this.#spanNs + this.#rttNs);
-      const floor = this.#rttNs * 8n > BigInt(this.#aheadUs) * 125n ? this.#rttNs * 8n : BigInt(this.#aheadUs) * 125n;
+      const busy = consumedNs > 0n && elapsedNs <= this.#spanNs + 2n * this.#rttNs + 2_000_000n;
+      const floor = this.#rttNs * 2n > BigInt(this.#aheadUs) * 125n ? this.#rttNs * 2n : BigInt(this.#aheadUs) * 125n;
       if (busy && span < floor) span = floor;
       this.#spanNs = span < this.#unitNs ? this.#unitNs : span > maxSpan ? maxSpan : span;
     }

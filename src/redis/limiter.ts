@@ -139,6 +139,8 @@ interface Placement {
   readonly prevLast: number;
   readonly prevTats: readonly number[];
   readonly fullLimit: number;
+  /** The reply itself (a grant keeps it for settle). */
+  readonly reply: readonly number[];
 }
 
 const NO_WAIT_LIMIT = -1;
@@ -174,6 +176,7 @@ export class RedisRateLimiter {
   readonly #idPrefix = randomBytes(6).toString('base64url');
   /** One limit: cost-1 calls skip cost resolution. */
   readonly #single: boolean;
+  readonly #grantContext: GrantContext;
   #fallback: RateLimiter | null = null;
   /** performance.now() until which calls go straight to the fallback (after a failure). */
   #downUntilMs = 0;
@@ -187,6 +190,7 @@ export class RedisRateLimiter {
     this.burst = resolved.limits[0]!.burst;
     this.#single = resolved.limits.length === 1;
     this.#caller = new ScriptCaller(options.redis, resolved.key, resolved.config, resolved.perLimit, resolved.commandTimeoutMs);
+    this.#grantContext = { caller: this.#caller, limits: this.#limits, resolveActual: this.#resolveActual };
   }
 
   /** Names of the limits, in order. */
@@ -239,9 +243,10 @@ export class RedisRateLimiter {
     return this.#caller.call(Op.PLACE, this.#placeArgs(costs, limitMs, startMs, id, 1), 'place').then(
       (reply) => {
         this.#downUntilMs = 0;
-        const placed = this.#placement(reply, limitMs, startMs, id, 1);
-        if (placed.outcome === PlaceOutcome.Granted && !options.signal?.aborted) return this.#grant(costs, placed, startMs);
-        return this.#acquireSlow(cost, costs, options, startMs, limitMs, id, placed);
+        if (reply[0] === PlaceOutcome.Granted && !options.signal?.aborted) {
+          return new Granted(this.#grantContext, costs, reply, performance.now() - startMs);
+        }
+        return this.#acquireSlow(cost, costs, options, startMs, limitMs, id, this.#placement(reply, limitMs, startMs, id, 1));
       },
     ).catch((error: unknown) => this.#acquireFailed(cost, options, startMs, limitMs, error));
   }
@@ -444,6 +449,7 @@ export class RedisRateLimiter {
       outcome, slot: r[1]!, delayUs: r[2]!, token: refused ? -1 : r[3]!, inc: refused ? -1 : r[4]!,
       position: refused ? 0 : r[5]!, prevLast: refused ? 0 : r[6]!, prevTats: refused ? [] : r.length === 8 ? [r[7]!] : r.slice(7),
       fullLimit: outcome === PlaceOutcome.QueueFull ? r[3]! : -1,
+      reply: r,
     };
   }
 
@@ -501,7 +507,7 @@ export class RedisRateLimiter {
   }
 
   #grant(costs: readonly number[], placed: Placement, startMs: number): RedisGrant {
-    return new Granted(this.#caller, this.#limits, this.#resolveActual, costs, placed, performance.now() - startMs);
+    return new Granted(this.#grantContext, costs, placed.reply, performance.now() - startMs);
   }
 
   readonly #resolveActual = (actual: unknown, granted: readonly number[]): number[] => {
@@ -605,30 +611,30 @@ export class RedisRateLimiter {
   }
 }
 
-/** A grant from Redis. */
+/** What every grant of one limiter shares (one object, not one copy per grant). */
+interface GrantContext {
+  readonly caller: ScriptCaller;
+  readonly limits: readonly ResolvedLimit[];
+  readonly resolveActual: (actual: unknown, granted: readonly number[]) => number[];
+}
+
+/** A grant from Redis; keeps PLACE's reply (slot, undo token, incarnation, previous TATs) for settle. */
 class Granted implements RedisGrant {
   readonly cost: number;
   readonly waitedMs: number;
   readonly slotUs: number;
   readonly source = 'redis' as const;
   #settled = false;
-  readonly #caller: ScriptCaller;
-  readonly #limits: readonly ResolvedLimit[];
-  readonly #resolveActual: (actual: unknown, granted: readonly number[]) => number[];
+  readonly #context: GrantContext;
   readonly #costs: readonly number[];
-  readonly #placed: Placement;
+  readonly #reply: readonly number[];
 
-  constructor(
-    caller: ScriptCaller, limits: readonly ResolvedLimit[], resolveActual: (actual: unknown, granted: readonly number[]) => number[],
-    costs: readonly number[], placed: Placement, waitedMs: number,
-  ) {
-    this.#caller = caller;
-    this.#limits = limits;
-    this.#resolveActual = resolveActual;
+  constructor(context: GrantContext, costs: readonly number[], reply: readonly number[], waitedMs: number) {
+    this.#context = context;
     this.#costs = costs;
-    this.#placed = placed;
+    this.#reply = reply;
     this.cost = costs[0]!;
-    this.slotUs = placed.slot;
+    this.slotUs = reply[1]!;
     this.waitedMs = waitedMs;
   }
 
@@ -639,11 +645,13 @@ class Granted implements RedisGrant {
   async settle(actual: number | Readonly<Record<string, number>>): Promise<RedisSettleResult> {
     if (this.#settled) throw new InvalidOptionError('settle', actual, 'called once per grant (this grant was already settled)');
     const costs = this.#costs;
-    const placed = this.#placed;
-    const actualCosts = this.#resolveActual(actual, costs);
+    const r = this.#reply;
+    const actualCosts = this.#context.resolveActual(actual, costs);
     this.#settled = true;
-    const r = await this.#caller.call(Op.SETTLE, [placed.inc, placed.token, placed.prevLast, ...placed.prevTats, ...costs, ...actualCosts], 'settle');
-    const refunded = r[0] === 1;
+    // PLACE's reply: outcome, slot, delay, token, inc, position, prevLast, prevTat…
+    const args = [r[4]!, r[3]!, r[6]!, ...r.slice(7), ...costs, ...actualCosts];
+    const reply = await this.#context.caller.call(Op.SETTLE, args, 'settle');
+    const refunded = reply[0] === 1;
     return {
       charged: this.#byName(costs.map((c, i) => Math.max(0, actualCosts[i]! - c))),
       refunded: this.#byName(costs.map((c, i) => (refunded ? Math.max(0, c - actualCosts[i]!) : 0))),
@@ -654,7 +662,7 @@ class Granted implements RedisGrant {
   release(): void {}
 
   #byName(values: readonly number[]): Readonly<Record<string, number>> {
-    return Object.freeze(Object.fromEntries(this.#limits.map((l, i) => [l.name, values[i]!])));
+    return Object.freeze(Object.fromEntries(this.#context.limits.map((l, i) => [l.name, values[i]!])));
   }
 }
 
