@@ -62,6 +62,7 @@ export { LEASE_AHEAD_MAX_MS } from './script.js';
 export {
   AtomicPaceError,
   CostTooLargeError,
+  GrantStateError,
   InvalidHandleError,
   InvalidOptionError,
   QueueFullError,

@@ -7,7 +7,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
-import { CostTooLargeError, InvalidOptionError, QueueFullError, RedisUnavailableError, WaitTimeoutError } from '../errors.js';
+import { CostTooLargeError, GrantStateError, InvalidOptionError, QueueFullError, RedisUnavailableError, WaitTimeoutError } from '../errors.js';
 import { RateLimiter } from '../limiter.js';
 import type { Grant, LimiterStats } from '../limiter.js';
 import { checkMs, MAX_BACKOFF_MS, resolveCosts, type BackoffOptions, type Cost, type ResolvedLimit } from '../options.js';
@@ -643,7 +643,7 @@ class Granted implements RedisGrant {
   }
 
   async settle(actual: number | Readonly<Record<string, number>>): Promise<RedisSettleResult> {
-    if (this.#settled) throw new InvalidOptionError('settle', actual, 'called once per grant (this grant was already settled)');
+    if (this.#settled) throw new GrantStateError('this grant was already settled; settle() runs once per grant');
     const costs = this.#costs;
     const r = this.#reply;
     const actualCosts = this.#context.resolveActual(actual, costs);

@@ -50,12 +50,14 @@
  * A state created from nothing (first use, a server restarted without
  * persistence, an evicted key) can not know what the previous incarnation
  * granted, so it starts drained as of the server's start: TAT = start + τ +
- * LEASE_AHEAD_MAX, where start = now − uptime (INFO; a server that hides
- * INFO is taken as just started). Grants of the old incarnation were made
- * before the server started, and leased slots end at most LEASE_AHEAD_MAX
- * after they were leased, so the two incarnations' schedules can not overlap:
- * a restart never over-grants. A server up for longer than τ + 0.5 s gives a
- * new state a full bucket at once, as the shared-memory limiter does.
+ * LEASE_AHEAD_MAX, where start is the latest instant the server can have
+ * started: now − (uptime − 1 s), as INFO's uptime_in_seconds is a difference
+ * of whole seconds (a server that hides INFO is taken as just started).
+ * Grants of the old incarnation were made before the server started, and
+ * leased slots end at most LEASE_AHEAD_MAX after they were leased, so the two
+ * incarnations' schedules can not overlap: a restart never over-grants. A
+ * server up for longer than τ + 1.5 s gives a new state a full bucket at
+ * once, as the shared-memory limiter does.
  *
  * Speed: PLACE with one limit and CHECK, the calls of every acquire, run a
  * straight-line fast path (one HMGET, TIME, one HSET, no Lua tables); the
@@ -240,7 +242,9 @@ elseif not s[1] then
   local up = 0
   local ok, info = pcall(redis.call, 'INFO', 'server')
   if ok and type(info) == 'string' then up = tonumber(string.match(info, 'uptime_in_seconds:(%d+)')) or 0 end
-  local start = now - up * 1000000
+  -- uptime_in_seconds is floor(now) - floor(start): a server that started
+  -- 10 ms ago may report 1. The latest it can have started is now - (up - 1) s.
+  local start = now - (up - 1) * 1000000
   inc = now; sh = 0; ps = 0; last = 0; seq = 0
   local w = {'cfg', ${CFG}, 'inc', inc, 'sh', 0, 'ps', 0, 'last', 0, 'seq', 0, 'thr', 0, 'rej', 0, 'can', 0}
   for i = 1, n do

@@ -81,8 +81,8 @@ function typedOnly(results: WorkerResult[][]): void {
 describe.skipIf(!redisAvailable)('3 processes × 4 workers share one Redis limit', () => {
   beforeAll(async () => {
     server = await RedisServer.start();
-    // A young server starts new limits drained (script.ts): let it age past τ + 0.5 s first.
-    await new Promise((resolve) => setTimeout(resolve, 1100));
+    // A young server starts new limits drained (script.ts): let it age past τ + 1.5 s first.
+    await new Promise((resolve) => setTimeout(resolve, 1700));
   });
   afterAll(async () => {
     await server?.stop();
@@ -141,7 +141,8 @@ describe.skipIf(!redisAvailable)('3 processes × 4 workers share one Redis limit
     const share = 0.3;
     let killedAt = 0;
     let restartedAt = 0;
-    const results = await runProcesses(3, { mode: 'plain', rate, burst, durationMs: 2200, fallback: { 2: { share, retryAfterMs: 200 } } }, async (startedAt) => {
+    // The restarted server starts the limit drained for up to τ + 1.5 s: run long enough to see grants after it.
+    const results = await runProcesses(3, { mode: 'plain', rate, burst, durationMs: 3000, fallback: { 2: { share, retryAfterMs: 200 } } }, async (startedAt) => {
       await new Promise((resolve) => setTimeout(resolve, 700 - (performance.now() - startedAt)));
       killedAt = wallUs();
       await server.kill();
