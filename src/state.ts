@@ -14,9 +14,9 @@
  * so every slot after P (everything not yet due when the pause began,
  * including waiters already sleeping) becomes due at u or later, in its old
  * order and with its old spacing, while slots up to P (already due) stay due.
-The drain at a backoff places the next slot at P + 1 ns or later, so "up to
-P" and "after P" never meet: the first grant after a pause comes 1 ns after
-its end.
+ * The drain at a backoff places the next slot at P + 1 ns or later, so "up to
+ * P" and "after P" never meet: the first grant after a pause comes 1 ns after
+ * its end.
  * Waiters keep only their virtual slot and re-read SHIFT_NS/PAUSE_START when
  * they wake, so a pause reaches them without any message.
  *
