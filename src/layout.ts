@@ -267,13 +267,15 @@ export function readConfig(views: SharedViews): StoredConfig | string {
   };
 }
 
-function floatBits(value: number): bigint {
+/** A float64's bits as a BigInt64 word (for immutable config kept in shared memory). */
+export function floatBits(value: number): bigint {
   const view = new DataView(new ArrayBuffer(8));
   view.setFloat64(0, value);
   return view.getBigInt64(0);
 }
 
-function bitsFloat(bits: bigint): number {
+/** Inverse of {@link floatBits}. */
+export function bitsFloat(bits: bigint): number {
   const view = new DataView(new ArrayBuffer(8));
   view.setBigInt64(0, bits);
   return view.getFloat64(0);

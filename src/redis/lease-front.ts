@@ -35,6 +35,7 @@
  * | 4    | 64.. | counters       | (add)               | GRANTED, WAITING, STALLS, THROTTLES, LEASES, LEASED_NS |
  * | 5    | i32  | DEMAND, GEN    | threads / owner     | DEMAND: bumped (+notify) when a thread needs more; GEN: bumped (+notify) at each install |
  */
+import { bitsFloat, floatBits } from '../layout.js';
 import { Outcome } from '../state.js';
 
 export const LEASE_HANDLE_KIND = 'atomic-pace/redis-lease';
@@ -339,16 +340,4 @@ export class LeaseFront {
     const limit = v + p.toleranceNs < end ? v + p.toleranceNs : end;
     return limit > from ? Math.floor(Number(limit - from) / p.perNs) : 0;
   }
-}
-
-function floatBits(value: number): bigint {
-  const view = new DataView(new ArrayBuffer(8));
-  view.setFloat64(0, value);
-  return view.getBigInt64(0);
-}
-
-function bitsFloat(bits: bigint): number {
-  const view = new DataView(new ArrayBuffer(8));
-  view.setBigInt64(0, bits);
-  return view.getFloat64(0);
 }
