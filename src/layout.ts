@@ -32,10 +32,11 @@
  * | 3         | 49          | MULTI_SEQ          | multi-limit decisions       | number of placements; cancel/refund undo only the latest |
  * | 3         | 50          | LAST_SLOT          | multi-limit decisions       | virtual slot of the latest placement (the FIFO floor) |
  * | 3         | 51          | PAUSE_WRITER       | backoff (CAS)               | 1 while one backoff writes SHIFT_NS/PAUSE_START |
+ * | 3         | 52          | MULTI_DSEQ         | multi-limit deliveries      | number of deliveries/charges/drains; a refund undoes only the latest |
  * | 4         | (i32 128)   | SLEEP              | nobody                      | always 0: acquireSync sleeps on it with Atomics.wait |
  * | 4         | (i32 129)   | PERMIT_RELEASES    | permit releases (add+notify)| bumped on every release, so permit waiters wake |
- * | 5 + i     | limit i     | TAT                | every grant (CAS)           | theoretical arrival time, virtual ns |
- * |           | + 1         | (unused)           |                             | |
+ * | 5 + i     | limit i     | TAT                | waiters' placements (CAS)   | the schedule: theoretical arrival time of the queue, virtual ns (FIFO order, queue length, ETAs) |
+ * |           | + 1         | DELIVERED          | every delivery (CAS)        | theoretical arrival time of what was delivered, virtual ns: the word that makes the limit strict |
  * |           | + 2         | INTERVAL_NS        | creator; adaptive (CAS)     | current emission interval T (ns per cost unit) |
  * |           | + 3         | BURST              | creator, once               | bucket capacity, cost units |
  * |           | + 4         | MAX_INTERVAL_NS    | creator, once               | configured interval = ceil(1e9 / rate) |
@@ -48,8 +49,8 @@
  * | after     | 1 per permit| PERMIT             | permit holders (CAS)        | (leaseExpiryMs << 24) \| (threadId + 1), 0 = free; see permits.ts |
  * | after     | bytes       | NAMES              | creator, once               | UTF-8 JSON array of the limit names |
  *
- * A limit's hot words (TAT, and INTERVAL_NS which every decision reads with
- * it) share one line: a grant's CAS touches one contended line of its limit.
+ * A limit's hot words (TAT, DELIVERED, and INTERVAL_NS which every decision
+ * reads with them) share one line: a grant touches one contended line of its limit.
  * Its counter is striped (as Java's LongAdder) so the add after the CAS lands
  * on a line this thread mostly owns instead of the contended TAT line. Line 1 is read
  * on every decision and written only by backoff, so it stays shared in every
@@ -64,7 +65,7 @@
 /** "atomicpc" in ASCII. */
 export const MAGIC = 0x61746f6d69637063n;
 /** Bumped on any change to this table. `attach` refuses other versions. */
-export const LAYOUT_VERSION = 2;
+export const LAYOUT_VERSION = 3;
 
 const WORDS_PER_LINE = 16; // 128 bytes of 8-byte words
 const BYTES_PER_LINE = WORDS_PER_LINE * 8;
@@ -95,6 +96,7 @@ export const Word = {
   MULTI_SEQ: 3 * WORDS_PER_LINE + 1,
   LAST_SLOT: 3 * WORDS_PER_LINE + 2,
   PAUSE_WRITER: 3 * WORDS_PER_LINE + 3,
+  MULTI_DSEQ: 3 * WORDS_PER_LINE + 4,
 } as const;
 
 /** Int32 indexes in line 4. */
@@ -104,6 +106,7 @@ export const PERMIT_RELEASES_I32 = SLEEP_INDEX_I32 + 1;
 /** Word offsets inside a limit's line. */
 export const LimitWord = {
   TAT: 0,
+  DELIVERED: 1,
   INTERVAL_NS: 2,
   BURST: 3,
   MAX_INTERVAL_NS: 4,
@@ -206,6 +209,7 @@ export function createShared(config: StoredConfig): SharedViews {
   config.limits.forEach((limit, i) => {
     const base = limitBase(i);
     w[base + LimitWord.TAT] = config.createdAtNs;
+    w[base + LimitWord.DELIVERED] = config.createdAtNs;
     w[base + LimitWord.INTERVAL_NS] = limit.maxIntervalNs;
     w[base + LimitWord.BURST] = limit.burst;
     w[base + LimitWord.MAX_INTERVAL_NS] = limit.maxIntervalNs;

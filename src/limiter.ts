@@ -14,6 +14,7 @@ import {
   checkMs,
   MAX_BACKOFF_MS,
   resolveCosts,
+  resolveFinalWaitNs,
   resolveOptions,
   type AcquireOptions,
   type AcquireSyncOptions,
@@ -26,8 +27,8 @@ import {
 } from './options.js';
 import { Permits, type PermitToken } from './permits.js';
 import { runWithRetry, type RetryOptions } from './retry.js';
-import { LimiterState, Outcome, type Placed } from './state.js';
-import { sleepAsync, sleepSync, waitForChange } from './wait.js';
+import { LimiterState, NOT_GRANTED, Outcome, type Placed } from './state.js';
+import { sleepAsync, sleepSync, sleepUntilSync, waitForChange } from './wait.js';
 
 export type { LimiterHandle } from './handle.js';
 export type { Grant, SettleResult } from './grant.js';
@@ -128,6 +129,9 @@ export class RateLimiter {
   readonly #single: boolean;
   /** Limiter-wide maximum wait, ns; -1n = unbounded. */
   readonly #maxWaitNs: bigint;
+  /** Precise waits (real clock only): the final part of an async wait, ns, slept precisely; sync waits always precise. */
+  readonly #precise: boolean;
+  readonly #finalWaitNs: bigint;
 
   constructor(options: RateLimiterOptions) {
     let views: SharedViews;
@@ -135,10 +139,13 @@ export class RateLimiter {
     let clock: Clock;
     const attaching = pendingAttach;
     pendingAttach = undefined;
+    let finalWaitNs: bigint;
     if (attaching !== undefined) {
       ({ views, config } = attaching);
       clock = attaching.clock;
+      finalWaitNs = attaching.finalWaitNs;
     } else {
+      finalWaitNs = resolveFinalWaitNs((options as { finalWaitMs?: unknown } | null)?.finalWaitMs);
       const resolved = resolveOptions(options);
       clock = options.clock ?? monotonicClock;
       const createdAtNs = readClock(clock);
@@ -176,6 +183,8 @@ export class RateLimiter {
     this.rate = this.#limits[0]!.rate;
     this.burst = this.#limits[0]!.burst;
     this.#maxWaitNs = config.maxWaitNs;
+    this.#precise = clock === monotonicClock;
+    this.#finalWaitNs = finalWaitNs;
     this.#single = config.limits.length === 1;
     this.#permits = config.permitCount > 0
       ? new Permits(views.words, views.i32, config.limits.length, config.permitCount, config.leaseNs, config.createdAtNs, threadId)
@@ -194,7 +203,8 @@ export class RateLimiter {
     if (options.clock !== undefined && typeof options.clock !== 'function') {
       throw new InvalidOptionError('clock', options.clock, 'a function returning bigint nanoseconds');
     }
-    pendingAttach = { ...opened, clock: options.clock ?? monotonicClock };
+    const finalWaitNs = resolveFinalWaitNs(options.finalWaitMs);
+    pendingAttach = { ...opened, clock: options.clock ?? monotonicClock, finalWaitNs };
     return new RateLimiter(undefined as unknown as RateLimiterOptions);
   }
 
@@ -205,7 +215,7 @@ export class RateLimiter {
 
   /** Grants `cost` now if it conforms in every limit, else returns false. Never waits, never queues; takes no concurrency permit. */
   tryAcquire(cost: Cost = 1): boolean {
-    if (cost === 1 && this.#single) return this.#state.tryTakeSingle(this.#clock(), 1);
+    if (cost === 1 && this.#single) return this.#state.tryTakeSingle(this.#clock(), 1) !== NOT_GRANTED;
     return this.#state.tryTake(this.#clock(), resolveCosts(cost, this.#limits));
   }
 
@@ -224,11 +234,15 @@ export class RateLimiter {
       const { signal, onQueued } = options;
       const limit = this.#waitLimit(options.timeoutMs);
       if (signal?.aborted) return Promise.reject(signal.reason);
-      const start = this.#clock();
-      const placed = this.#place(start, costs, limit);
-      if (placed.outcome === Outcome.Granted && this.#permits === null) {
-        return Promise.resolve(this.#grant(placed, start, start, null));
+      if (onQueued !== undefined && typeof onQueued !== 'function') {
+        throw new InvalidOptionError('onQueued', onQueued, 'a function');
       }
+      const start = this.#clock();
+      if (this.#permits === null) {
+        const now = this.#state.takeNow(start, costs);
+        if (now !== null) return Promise.resolve(this.#grant(now, start, start, null));
+      }
+      const placed = this.#place(start, costs, limit);
       return this.#waitAsync(placed, start, limit, signal, onQueued);
     } catch (error) {
       return Promise.reject(error);
@@ -244,13 +258,18 @@ export class RateLimiter {
     const costs = resolveCosts(cost, this.#limits);
     const limit = this.#waitLimit(options.timeoutMs);
     const start = this.#clock();
+    if (this.#permits === null) {
+      const now = this.#state.takeNow(start, costs);
+      if (now !== null) return this.#grant(now, start, start, null);
+    }
     const steps = this.#waitSteps(this.#place(start, costs, limit), start, limit, null);
     const i32 = this.#state.i32;
     for (let step = steps.next(); ; step = steps.next()) {
       if (step.done) return step.value;
       const wait = step.value;
-      if (wait.permitsSeen === undefined) sleepSync(i32, wait.ns);
-      else Atomics.wait(i32, this.#permits!.releaseIndex, wait.permitsSeen, nsToMs(wait.ns));
+      if (wait.permitsSeen !== undefined) Atomics.wait(i32, this.#permits!.releaseIndex, wait.permitsSeen, nsToMs(wait.ns!));
+      else if (this.#precise) sleepUntilSync(i32, wait.untilNs, this.#clock);
+      else sleepSync(i32, wait.untilNs - this.#clock());
     }
   }
 
@@ -263,7 +282,7 @@ export class RateLimiter {
   reserve(cost: Cost = 1, options: ReserveOptions = {}): Reservation {
     const costs = resolveCosts(cost, this.#limits);
     const limit = this.#waitLimit(options.timeoutMs);
-    const placed = this.#state.place(this.#clock(), costs, limit.ns);
+    const placed = this.#state.reserve(this.#clock(), costs, limit.ns);
     if (placed.outcome === Outcome.TooLate || placed.outcome === Outcome.QueueFull) {
       Atomics.add(this.#state.words, Word.REJECTED_COUNT, 1n);
       return { ok: false, cost: costs[0]!, delayMs: Infinity, cancel() {} };
@@ -346,7 +365,7 @@ export class RateLimiter {
     const v = state.virtualNow(now);
     const limits = Object.fromEntries(state.limits.map((limit, i) => {
       const intervalNs = state.intervalNs(i);
-      const tat = Atomics.load(w, limit.base + LimitWord.TAT);
+      const tat = state.committedTat(i);
       const backlogNs = tat > v ? tat - v : 0n;
       const toleranceNs = limit.burst * intervalNs;
       const stats: LimitStats = {
@@ -384,8 +403,8 @@ export class RateLimiter {
     while (!step.done) {
       const wait = step.value;
       try {
-        if (wait.permitsSeen === undefined) await sleepAsync(wait.ns, signal);
-        else await waitForChange(i32, this.#permits!.releaseIndex, wait.permitsSeen, wait.ns, signal);
+        if (wait.permitsSeen !== undefined) await waitForChange(i32, this.#permits!.releaseIndex, wait.permitsSeen, wait.ns!, signal);
+        else await this.#sleepUntilAsync(wait.untilNs, signal);
       } catch (reason) {
         step = steps.throw(reason); // gives the place back, then rethrows
         continue;
@@ -396,56 +415,97 @@ export class RateLimiter {
   }
 
   /**
+   * Until `untilNs`: a timer until `finalWaitMs` before it, then (real clock)
+   * a precise blocking sleep for the rest. One step; the caller re-checks.
+   */
+  async #sleepUntilAsync(untilNs: bigint, signal: AbortSignal | undefined): Promise<void> {
+    const remaining = untilNs - this.#clock();
+    if (remaining <= 0n) return;
+    if (!this.#precise || remaining > this.#finalWaitNs) {
+      await sleepAsync(this.#precise ? remaining - this.#finalWaitNs : remaining, signal);
+      return;
+    }
+    if (signal?.aborted) throw signal.reason;
+    sleepUntilSync(this.#state.i32, untilNs, this.#clock);
+  }
+
+  /**
    * The waiting algorithm, once for both `acquireSync` and `acquire`: it
-   * yields each sleep it needs (until the slot is due, then until a permit is
-   * released) and its driver performs it with `Atomics.wait` or timers. A
-   * sleep that ends by abort is thrown back in, and the placement is given
-   * back where nothing depends on it.
+   * yields each sleep it needs and its driver performs it with
+   * `Atomics.wait` or timers. With a concurrency cap: until the place is
+   * due, then until a permit is free. Then, always: until the delivery
+   * conforms (`state.deliver`), which hands the grant out at that instant.
+   * The permit comes before the delivery so that the instant handed out is
+   * the instant the call returns. A sleep that ends by abort is thrown back
+   * in, and the place (and permit) given back where nothing depends on it.
    */
   *#waitSteps(placed: Placed, start: bigint, limit: WaitLimit, onQueued: AcquireOptions['onQueued'] | null): Generator<WaitStep, Grant, void> {
     const state = this.#state;
+    const permits = this.#permits;
+    const delayed = placed.outcome === Outcome.Delayed;
+    let status: WaitStatus | null = null;
+    let token: PermitToken | null = null;
     let now = start;
-    if (placed.outcome === Outcome.Delayed) {
-      const status = new WaitStatus(state, placed.slot, this.#clock);
-      onQueued?.(status);
-      this.#countWaiting(placed, 1);
+    if (delayed) {
+      status = new WaitStatus(state, placed.slot, this.#clock);
       try {
+        onQueued?.(status);
+      } catch (error) {
+        state.cancel(this.#clock(), placed); // a throwing callback must not keep the place
+        throw error;
+      }
+      this.#countWaiting(placed, 1);
+    }
+    try {
+      if (permits !== null) {
         for (;;) {
           now = this.#clock();
           const remaining = state.remainingNs(now, placed.slot);
           if (remaining === 0n) break;
           this.#checkStillInTime(placed, start, now, remaining, limit);
           try {
-            yield { ns: remaining };
+            yield { untilNs: now + remaining };
           } catch (reason) {
             state.cancel(this.#clock(), placed);
             throw reason;
           }
         }
-        status.state = 'granted';
-      } catch (error) {
-        status.state = 'cancelled';
-        throw error;
-      } finally {
-        this.#countWaiting(placed, -1);
+        // Permit loop: read the release counter before trying, so a release
+        // between the try and the sleep changes the counter and the sleep returns.
+        for (;;) {
+          now = this.#clock();
+          const permitsSeen = permits.releases();
+          token = permits.tryTake(now);
+          if (token !== null) break;
+          try {
+            yield { untilNs: 0n, ns: this.#permitWaitNs(placed, start, now, limit), permitsSeen };
+          } catch (reason) {
+            state.giveBack(placed);
+            throw reason;
+          }
+        }
       }
-    }
-    const permits = this.#permits;
-    if (permits === null) return this.#grant(placed, start, now, null);
-    // Permit loop: read the release counter before trying, so a release
-    // between the try and the sleep changes the counter and the sleep returns.
-    for (;;) {
-      now = this.#clock();
-      const permitsSeen = permits.releases();
-      const token = permits.tryTake(now);
-      if (token !== null) return this.#grant(placed, start, now, token);
-      try {
-        yield { ns: this.#permitWaitNs(placed, start, now, limit), permitsSeen };
-      } catch (reason) {
-        this.#giveBack(placed);
-        throw reason;
+      for (;;) {
+        now = this.#clock();
+        const remaining = state.deliver(now, placed);
+        if (remaining === 0n) break;
+        this.#checkStillInTime(placed, start, now, remaining, limit);
+        try {
+          yield { untilNs: now + remaining };
+        } catch (reason) {
+          state.cancel(this.#clock(), placed);
+          throw reason;
+        }
       }
+      if (status !== null) status.state = 'granted';
+    } catch (error) {
+      if (token !== null) permits!.release(token);
+      if (status !== null) status.state = 'cancelled';
+      throw error;
+    } finally {
+      if (delayed) this.#countWaiting(placed, -1);
     }
+    return this.#grant(placed, start, now, token);
   }
 
   /**
@@ -471,7 +531,7 @@ export class RateLimiter {
 
   /** A rate grant whose permit never came: refund it if nothing was placed after it. */
   #giveBack(placed: Placed): void {
-    this.#state.settle(this.#clock(), placed, placed.costs.map(() => 0));
+    this.#state.giveBack(placed);
   }
 
   #grant(placed: Placed, start: bigint, now: bigint, token: PermitToken | null): Grant {
@@ -546,9 +606,10 @@ export class RateLimiter {
   }
 }
 
-/** One sleep of a waiter: until ~ns pass, or (permitsSeen set) until a permit is released. */
+/** One sleep of a waiter: until the clock reads `untilNs`, or (permitsSeen set) until a permit is released or ~ns pass. */
 interface WaitStep {
-  readonly ns: bigint;
+  readonly untilNs: bigint;
+  readonly ns?: bigint;
   readonly permitsSeen?: number;
 }
 
@@ -560,7 +621,7 @@ interface WaitLimit {
 const NO_LIMIT: WaitLimit = { ns: -1n, ms: Infinity };
 
 /** Set by attach() for the one constructor call it makes (constructors are synchronous: no interleaving). */
-let pendingAttach: { views: SharedViews; config: StoredConfig; clock: Clock } | undefined;
+let pendingAttach: { views: SharedViews; config: StoredConfig; clock: Clock; finalWaitNs: bigint } | undefined;
 
 function readClock(clock: Clock): bigint {
   const now = clock();

@@ -95,6 +95,16 @@ export interface RateLimiterOptions {
    * shared state, so pass it to `attach` too.
    */
   clock?: Clock;
+  /**
+   * The last part of an async wait (`acquire`, `run`), in ms, slept with a
+   * precise blocking sleep in this thread instead of a timer, so the grant
+   * arrives ~0.01–0.1 ms after its time instead of up to ~2 ms (whole-ms
+   * timers). Blocks this thread's event loop for at most this long per
+   * waited grant (asleep, not spinning, but for the last 0.05 ms). 0 = never
+   * block: timers only. In 0..20; default 2. Per thread: pass it to `attach`
+   * too. Ignored with an injected `clock`.
+   */
+  finalWaitMs?: number;
 }
 
 /** Parameters of the adaptive-rate law (see `adaptive.ts`). */
@@ -114,6 +124,19 @@ export interface AdaptiveOptions {
 export interface AttachOptions {
   /** Clock for deterministic tests; see {@link RateLimiterOptions.clock}. */
   clock?: Clock;
+  /** See {@link RateLimiterOptions.finalWaitMs}. */
+  finalWaitMs?: number;
+}
+
+/** Most ms an async wait may finish with a blocking precise sleep. */
+export const MAX_FINAL_WAIT_MS = 20;
+/** Default of {@link RateLimiterOptions.finalWaitMs}. */
+export const DEFAULT_FINAL_WAIT_MS = 2;
+
+/** Validates `finalWaitMs`; returns ns. */
+export function resolveFinalWaitNs(value: unknown): bigint {
+  if (value === undefined) return BigInt(DEFAULT_FINAL_WAIT_MS * 1e6);
+  return BigInt(Math.ceil(checkMs('finalWaitMs', value, MAX_FINAL_WAIT_MS, false) * 1e6));
 }
 
 /** Live position of a waiting request (see {@link AcquireOptions.onQueued}). */

@@ -20,7 +20,24 @@
  * Waiters keep only their virtual slot and re-read SHIFT_NS/PAUSE_START when
  * they wake, so a pause reaches them without any message.
  *
- * One limit: lock-free. Each decision is one CAS on the limit's TAT word.
+ * Two words per limit: the queue and what was delivered. TAT is the queue
+ * (x/time/rate's reservation schedule): a waiter takes the next place on it
+ * in one CAS, which fixes FIFO order, queue length and its ETA. DELIVERED is
+ * the theoretical arrival time of what was actually handed out: every
+ * request leaves this library through one CAS on it at the instant it is
+ * handed out (tryAcquire/acquire granting at once, a waiter whose place came
+ * due, a reservation committing its slot), and only when that instant
+ * conforms: max(DELIVERED, v) + c·T − v ≤ τ. The delivery instants of all
+ * threads therefore form one GCRA-conforming sequence, so the promise
+ * (at most burst + rate × L in any window of length L) holds for when calls
+ * return, not only for the queue's slots. A waiter that wakes late (a
+ * blocked event loop, a coarse timer, GC) delivers late, never on top of
+ * what was delivered meanwhile: it finds DELIVERED moved and sleeps until it
+ * conforms, holding its place in the queue meanwhile. Safety rests on
+ * DELIVERED alone; TAT only orders and bounds the queue.
+ *
+ * One limit: lock-free. Each decision is one CAS (on TAT to queue, on
+ * DELIVERED to hand out).
  *
  * Several limits: a grant must take every limit's cost or none, and no
  * single-word CAS spans several TATs, so decisions over several limits run
@@ -57,30 +74,42 @@ export const Outcome = {
 } as const;
 export type Outcome = (typeof Outcome)[keyof typeof Outcome];
 
-/** A committed or refused place on the schedule. */
+/** `tryTakeSingle`'s answer when nothing was granted (no DELIVERED value is ever this low). */
+export const NOT_GRANTED = -(1n << 63n);
+
+/**
+ * One request's place on the schedule and, once delivered, on the delivered
+ * timeline. Mutable: a waiter that holds its place while the deliveries
+ * catch up, and its delivery, are recorded here by `state.ts` only.
+ */
 export interface Placed {
   readonly outcome: Outcome;
   /** Cost per limit, by limit index. */
   readonly costs: readonly number[];
   /**
-   * Virtual time at which the request conforms in every limit: its position
-   * on the schedule. Strictly increasing with one limit (next − τ, which can
-   * lie in the past for a grant made at once); non-decreasing with several.
+   * Virtual time at which the request conforms on the schedule: its FIFO
+   * position. Strictly increasing between waiters with one limit,
+   * non-decreasing with several. For a request delivered at once it is the
+   * instant its delivery conformed (next − τ, which can lie in the past).
    */
   readonly slot: bigint;
-  /** Real ns to wait from `now` (≤ 0 when granted at once). */
+  /** Real ns to wait from `now` (≤ 0 when due at once). */
   readonly delayNs: bigint;
   /** Index of the limit whose `maxQueue` refused it (QueueFull only). */
   readonly fullLimit: number;
   /** The emission interval used per limit, ns. */
   readonly intervals: readonly bigint[];
-  /** The TAT written per limit (single limit: undo by CAS from it). */
-  readonly nexts: readonly bigint[];
-  /** TATs before the placement (several limits: undo restores them). */
+  /** TAT written per limit by this request; null if it never took a place on the schedule. */
+  scheduleNexts: bigint[] | null;
+  /** TATs before the placement (several limits: a full undo restores them). */
   readonly prevs: readonly bigint[];
   readonly prevLastSlot: bigint;
-  /** MULTI_SEQ after this placement (several limits), else -1n. */
-  readonly seq: bigint;
+  /** MULTI_SEQ after this placement (several limits); -1n = its schedule place can no longer be undone. */
+  seq: bigint;
+  /** DELIVERED written per limit by its delivery; null until delivered. */
+  deliveredNexts: bigint[] | null;
+  /** MULTI_DSEQ after its delivery (several limits), else -1n. */
+  dseq: bigint;
 }
 
 /** One limit, as this thread sees it. */
@@ -110,6 +139,16 @@ export interface Settled {
  */
 const LOCK_MAX_WAITS = 20_000;
 const LOCK_SPINS = 64;
+
+const TAT = LimitWord.TAT;
+const DELIVERED = LimitWord.DELIVERED;
+
+function placedAt(outcome: Outcome, costs: readonly number[], slot: bigint, delayNs: bigint, intervals: readonly bigint[]): Placed {
+  return {
+    outcome, costs, slot, delayNs, fullLimit: -1, intervals,
+    scheduleNexts: null, prevs: [], prevLastSlot: 0n, seq: -1n, deliveredNexts: null, dseq: -1n,
+  };
+}
 
 export class LimiterState {
   readonly words: BigInt64Array;
@@ -160,13 +199,22 @@ export class LimiterState {
     return Atomics.load(this.words, this.limits[i]!.base + LimitWord.INTERVAL_NS);
   }
 
+  /** The later of limit `i`'s schedule and delivered TATs: how far its capacity is spoken for. */
+  committedTat(i: number): bigint {
+    const base = this.limits[i]!.base;
+    const s = Atomics.load(this.words, base + TAT);
+    const d = Atomics.load(this.words, base + DELIVERED);
+    return s > d ? s : d;
+  }
+
   // ---------------------------------------------------------------- one limit
 
   /**
-   * One limit, at once or not at all; never reserves. The hot path: a load of
-   * the read-mostly SHIFT_NS, then a load and one CAS on the limit's line.
+   * One limit, delivered now or not at all; never queues. The hot path: a
+   * load of the read-mostly SHIFT_NS, then two loads and one CAS on the
+   * limit's line. Returns the DELIVERED value written, or NOT_GRANTED.
    */
-  tryTakeSingle(now: bigint, cost: number): boolean {
+  tryTakeSingle(now: bigint, cost: number): bigint {
     const w = this.words;
     const base = this.base0;
     // A fixed-rate limit's interval never changes: skip the shared load.
@@ -180,25 +228,33 @@ export class LimiterState {
     }
     const toleranceNs = this.cachedToleranceNs;
     const costNs = cost === 1 ? intervalNs : BigInt(cost) * intervalNs;
-    // TAT loop. TAT only grows, except by an undo (cancel/refund) of the
-    // latest placement. Grant iff next − v ≤ τ, then publish next with one
-    // CAS; a failed CAS means another thread moved TAT: recompute from its
-    // value. A clock read before the loop is only ever older (smaller v),
-    // which can refuse a grant, never over-grant. Unclamped v: during a pause
-    // now − SHIFT_NS < PAUSE_START ≤ TAT − (burst−1)·T, so the test refuses,
-    // exactly as the clamped max(PAUSE_START, now − SHIFT_NS) would.
+    // DELIVERED loop. A delivery at virtual time v conforms iff
+    //   max(DELIVERED, v) + c·T − v ≤ τ          (GCRA on delivery instants)
+    // and, so that it never passes a waiter, iff TAT + c·T − v ≤ τ as well
+    // (the queue's places are spoken for). It publishes
+    // DELIVERED := max(DELIVERED, v) + c·T with one CAS; a failed CAS means
+    // another delivery moved it: recompute. DELIVERED only grows, except by a
+    // refund of the latest delivery. `now` read before the loop is only ever
+    // older (smaller v): it can refuse, never over-grant. Unclamped v: during
+    // a pause v < PAUSE_START ≤ DELIVERED − (burst−1)·T, so the test refuses,
+    // as the clamped max(PAUSE_START, v) would.
     for (;;) {
-      const tat = Atomics.load(w, base);
+      const delivered = Atomics.load(w, base + DELIVERED);
+      const scheduled = Atomics.load(w, base);
       const v = now - Atomics.load(w, Word.SHIFT_NS);
-      const next = (tat > v ? tat : v) + costNs;
-      if (next - v > toleranceNs) return false;
-      if (Atomics.compareExchange(w, base, tat, next) === tat) {
+      const next = (delivered > v ? delivered : v) + costNs;
+      if (next - v > toleranceNs || scheduled + costNs - v > toleranceNs) return NOT_GRANTED;
+      if (Atomics.compareExchange(w, base + DELIVERED, delivered, next) === delivered) {
         Atomics.add(w, this.granted0, cost === 1 ? 1n : BigInt(cost));
-        return true;
+        return next;
       }
     }
   }
 
+  /**
+   * Takes a place in the queue (TAT) for a waiter; refusals return before any
+   * write. The place starts after both timelines: base = max(TAT, DELIVERED, v).
+   */
   private placeSingle(now: bigint, cost: number, maxDelayNs: bigint): Placed {
     const w = this.words;
     const limit = this.limits[0]!;
@@ -206,15 +262,17 @@ export class LimiterState {
     const toleranceNs = limit.burst * intervalNs;
     const costNs = BigInt(cost) * intervalNs;
     const maxQueueNs = limit.maxQueue < 0n ? -1n : limit.maxQueue * intervalNs;
-    // TAT loop, as in tryTakeSingle; refusals return before any write, so a
-    // refused request leaves no trace on the schedule.
+    // TAT loop: TAT only grows, except by the undo of the latest placement.
+    // A failed CAS means another placement (or a drain) moved it: recompute.
     for (;;) {
       const tat = Atomics.load(w, limit.base);
+      const delivered = Atomics.load(w, limit.base + DELIVERED);
       const shift = Atomics.load(w, Word.SHIFT_NS);
       const pauseStart = Atomics.load(w, Word.PAUSE_START);
       const rawV = now - shift;
       const v = rawV > pauseStart ? rawV : pauseStart;
-      const next = (tat > v ? tat : v) + costNs;
+      const committed = tat > delivered ? tat : delivered;
+      const next = (committed > v ? committed : v) + costNs;
       const slot = next - toleranceNs;
       const delayNs = slot + shift - now;
       if (slot > v) {
@@ -223,11 +281,81 @@ export class LimiterState {
       }
       if (Atomics.compareExchange(w, limit.base, tat, next) === tat) {
         Atomics.add(w, limit.granted, BigInt(cost));
-        return {
-          outcome: slot > v ? Outcome.Delayed : Outcome.Granted,
-          costs: [cost], slot, delayNs, fullLimit: -1,
-          intervals: [intervalNs], nexts: [next], prevs: [tat], prevLastSlot: 0n, seq: -1n,
-        };
+        const placed = placedAt(slot > v ? Outcome.Delayed : Outcome.Granted, [cost], slot, delayNs, [intervalNs]);
+        placed.scheduleNexts = [next];
+        return placed;
+      }
+    }
+  }
+
+  /**
+   * Delivers a placed request at `now` if it may be delivered now; else
+   * returns the real ns to sleep before asking again. Two conditions, both
+   * read fresh at every call (a backoff can move either later):
+   *
+   * 1. its place is due: slot ≤ max(PAUSE_START, now − SHIFT_NS);
+   * 2. the delivery conforms on the delivered timeline (GCRA on the instants
+   *    at which requests are actually handed out, whoever hands them out):
+   *    max(DELIVERED, v) + c·T − v ≤ τ. Deliveries are published by CAS on
+   *    DELIVERED, so the instants of all deliveries, in every thread, form
+   *    one conforming sequence: in every window of length L at most
+   *    burst + L/T cost units are delivered.
+   *
+   * A waiter that wakes late delivers late, but never on top of what was
+   * delivered meanwhile: condition 2 sees every delivery since. When it does
+   * not conform yet it holds its place (TAT := max(TAT, its delivered next)),
+   * so tryAcquire and newcomers stay behind it and it keeps its turn, and
+   * sleeps until it conforms. Only DELIVERED decides safety; TAT only orders.
+   */
+  deliver(now: bigint, placed: Placed): bigint {
+    return this.multi ? this.deliverMulti(now, placed) : this.deliverSingle(now, placed);
+  }
+
+  private deliverSingle(now: bigint, placed: Placed): bigint {
+    const w = this.words;
+    const limit = this.limits[0]!;
+    const base = limit.base;
+    const cost = BigInt(placed.costs[0]!);
+    // DELIVERED loop, as in tryTakeSingle (without the queue test: this
+    // request is the queue's head when its place is due).
+    for (;;) {
+      const shift = Atomics.load(w, Word.SHIFT_NS);
+      const pauseStart = Atomics.load(w, Word.PAUSE_START);
+      const rawV = now - shift;
+      const v = rawV > pauseStart ? rawV : pauseStart;
+      if (placed.slot > v) return placed.slot + shift - now;
+      const intervalNs = Atomics.load(w, base + LimitWord.INTERVAL_NS);
+      const toleranceNs = limit.burst * intervalNs;
+      const delivered = Atomics.load(w, base + DELIVERED);
+      const next = (delivered > v ? delivered : v) + cost * intervalNs;
+      const conformsAt = next - toleranceNs;
+      if (conformsAt > v) {
+        this.holdPlaceSingle(placed, next);
+        return conformsAt + shift - now;
+      }
+      if (Atomics.compareExchange(w, base + DELIVERED, delivered, next) === delivered) {
+        placed.deliveredNexts = [next];
+        return 0n;
+      }
+    }
+  }
+
+  /**
+   * TAT := max(TAT, next): newcomers are placed after this waiter's delivery,
+   * and tryAcquire refuses until it is out. TAT only grows here. If TAT still
+   * held this waiter's own value, the waiter now owns the new one (its undo
+   * follows it); otherwise its old place stays spoken for (capacity lost,
+   * never over-granted).
+   */
+  private holdPlaceSingle(placed: Placed, next: bigint): void {
+    const w = this.words;
+    const base = this.limits[0]!.base;
+    for (;;) {
+      const tat = Atomics.load(w, base);
+      if (tat >= next) return;
+      if (Atomics.compareExchange(w, base, tat, next) === tat) {
+        if (placed.scheduleNexts !== null && placed.scheduleNexts[0] === tat) placed.scheduleNexts = [next];
+        return;
       }
     }
   }
@@ -236,9 +364,9 @@ export class LimiterState {
 
   /**
    * Places a request over every limit at once (see the module comment). Under
-   * MULTI_LOCK only lock holders write TATs and LAST_SLOT, so plain stores
-   * suffice; MULTI_SEQ counts placements so an undo can tell whether it is
-   * still the latest.
+   * MULTI_LOCK only lock holders write TATs, DELIVEREDs and LAST_SLOT, so
+   * plain stores suffice; MULTI_SEQ counts placements so an undo can tell
+   * whether it is still the latest.
    */
   private placeMulti(now: bigint, costs: readonly number[], maxDelayNs: bigint): Placed {
     const w = this.words;
@@ -251,18 +379,21 @@ export class LimiterState {
       const v = rawV > pauseStart ? rawV : pauseStart;
       const prevLastSlot = Atomics.load(w, Word.LAST_SLOT);
       const tats: bigint[] = new Array(n);
+      const committed: bigint[] = new Array(n);
       const intervals: bigint[] = new Array(n);
       // Joint slot g: the earliest virtual time ≥ v, ≥ LAST_SLOT (FIFO) at
-      // which every limit conforms: for limit i, max(TAT_i, g) + c_i·T_i − g ≤ τ_i
-      // ⟺ g ≥ TAT_i + c_i·T_i − τ_i (as c_i ≤ burst_i).
+      // which every limit conforms: for limit i, with C_i = max(TAT_i, DELIVERED_i),
+      // max(C_i, g) + c_i·T_i − g ≤ τ_i ⟺ g ≥ C_i + c_i·T_i − τ_i (as c_i ≤ burst_i).
       let g = v > prevLastSlot ? v : prevLastSlot;
       for (let i = 0; i < n; i++) {
         const limit = this.limits[i]!;
         const tat = Atomics.load(w, limit.base);
+        const delivered = Atomics.load(w, limit.base + DELIVERED);
         const intervalNs = Atomics.load(w, limit.base + LimitWord.INTERVAL_NS);
         tats[i] = tat;
+        committed[i] = tat > delivered ? tat : delivered;
         intervals[i] = intervalNs;
-        const earliest = tat + BigInt(costs[i]!) * intervalNs - limit.burst * intervalNs;
+        const earliest = committed[i]! + BigInt(costs[i]!) * intervalNs - limit.burst * intervalNs;
         if (earliest > g) g = earliest;
       }
       const delayNs = g + shift - now;
@@ -277,8 +408,8 @@ export class LimiterState {
       const nexts: bigint[] = new Array(n);
       for (let i = 0; i < n; i++) {
         const limit = this.limits[i]!;
-        const tat = tats[i]!;
-        nexts[i] = (tat > g ? tat : g) + BigInt(costs[i]!) * intervals[i]!;
+        const c = committed[i]!;
+        nexts[i] = (c > g ? c : g) + BigInt(costs[i]!) * intervals[i]!;
         Atomics.store(w, limit.base, nexts[i]!);
         if (costs[i]! > 0) Atomics.add(w, limit.granted, BigInt(costs[i]!));
       }
@@ -286,8 +417,97 @@ export class LimiterState {
       const seq = Atomics.add(w, Word.MULTI_SEQ, 1n) + 1n;
       return {
         outcome: g > v ? Outcome.Delayed : Outcome.Granted,
-        costs, slot: g, delayNs, fullLimit: -1, intervals, nexts, prevs: tats, prevLastSlot, seq,
+        costs, slot: g, delayNs, fullLimit: -1, intervals,
+        scheduleNexts: nexts, prevs: tats, prevLastSlot, seq, deliveredNexts: null, dseq: -1n,
       };
+    } finally {
+      this.unlock();
+    }
+  }
+
+  /**
+   * Several limits, delivered now or not at all: under the lock, every limit
+   * must conform on its delivered timeline and no waiter may be passed (each
+   * TAT_i + c_i·T_i − v ≤ τ_i, and LAST_SLOT ≤ v). Returns the placement, or
+   * null when refused.
+   */
+  private takeMulti(now: bigint, costs: readonly number[]): Placed | null {
+    const w = this.words;
+    const n = this.limits.length;
+    this.lock();
+    try {
+      const shift = Atomics.load(w, Word.SHIFT_NS);
+      const pauseStart = Atomics.load(w, Word.PAUSE_START);
+      const rawV = now - shift;
+      const v = rawV > pauseStart ? rawV : pauseStart;
+      if (Atomics.load(w, Word.LAST_SLOT) > v) return null;
+      const nexts: bigint[] = new Array(n);
+      const intervals: bigint[] = new Array(n);
+      let slot = v;
+      for (let i = 0; i < n; i++) {
+        const limit = this.limits[i]!;
+        const intervalNs = Atomics.load(w, limit.base + LimitWord.INTERVAL_NS);
+        const toleranceNs = limit.burst * intervalNs;
+        const costNs = BigInt(costs[i]!) * intervalNs;
+        const delivered = Atomics.load(w, limit.base + DELIVERED);
+        intervals[i] = intervalNs;
+        nexts[i] = (delivered > v ? delivered : v) + costNs;
+        if (nexts[i]! - v > toleranceNs || Atomics.load(w, limit.base) + costNs - v > toleranceNs) return null;
+        if (costs[i]! > 0 && nexts[i]! - toleranceNs < slot) slot = nexts[i]! - toleranceNs;
+      }
+      for (let i = 0; i < n; i++) {
+        if (costs[i]! === 0) continue;
+        Atomics.store(w, this.limits[i]!.base + DELIVERED, nexts[i]!);
+        Atomics.add(w, this.limits[i]!.granted, BigInt(costs[i]!));
+      }
+      const placed = placedAt(Outcome.Granted, costs, slot, slot + shift - now, intervals);
+      placed.deliveredNexts = nexts;
+      placed.dseq = Atomics.add(w, Word.MULTI_DSEQ, 1n) + 1n;
+      return placed;
+    } finally {
+      this.unlock();
+    }
+  }
+
+  /** {@link deliver} over several limits, under the lock, all limits or none. */
+  private deliverMulti(now: bigint, placed: Placed): bigint {
+    const w = this.words;
+    const n = this.limits.length;
+    this.lock();
+    try {
+      const shift = Atomics.load(w, Word.SHIFT_NS);
+      const pauseStart = Atomics.load(w, Word.PAUSE_START);
+      const rawV = now - shift;
+      const v = rawV > pauseStart ? rawV : pauseStart;
+      if (placed.slot > v) return placed.slot + shift - now;
+      const nexts: bigint[] = new Array(n);
+      let conformsAt = v;
+      for (let i = 0; i < n; i++) {
+        const limit = this.limits[i]!;
+        const intervalNs = Atomics.load(w, limit.base + LimitWord.INTERVAL_NS);
+        const delivered = Atomics.load(w, limit.base + DELIVERED);
+        nexts[i] = (delivered > v ? delivered : v) + BigInt(placed.costs[i]!) * intervalNs;
+        const at = nexts[i]! - limit.burst * intervalNs;
+        if (placed.costs[i]! > 0 && at > conformsAt) conformsAt = at;
+      }
+      if (conformsAt > v) {
+        // Hold the place in every limit (see holdPlaceSingle); the schedule
+        // changed, so no earlier placement may undo itself any more.
+        for (let i = 0; i < n; i++) {
+          const base = this.limits[i]!.base;
+          if (placed.costs[i]! > 0 && Atomics.load(w, base) < nexts[i]!) Atomics.store(w, base, nexts[i]!);
+        }
+        if (Atomics.load(w, Word.LAST_SLOT) < conformsAt) Atomics.store(w, Word.LAST_SLOT, conformsAt);
+        Atomics.add(w, Word.MULTI_SEQ, 1n);
+        placed.seq = -1n;
+        return conformsAt + shift - now;
+      }
+      for (let i = 0; i < n; i++) {
+        if (placed.costs[i]! > 0) Atomics.store(w, this.limits[i]!.base + DELIVERED, nexts[i]!);
+      }
+      placed.deliveredNexts = nexts;
+      placed.dseq = Atomics.add(w, Word.MULTI_DSEQ, 1n) + 1n;
+      return 0n;
     } finally {
       this.unlock();
     }
@@ -295,19 +515,101 @@ export class LimiterState {
 
   // ------------------------------------------------------------- both shapes
 
-  /** Grants at once or not at all; never reserves. */
+  /** Delivers at once or not at all; never queues. */
   tryTake(now: bigint, costs: readonly number[]): boolean {
-    if (!this.multi) return this.tryTakeSingle(now, costs[0]!);
-    return this.placeMulti(now, costs, 0n).outcome === Outcome.Granted;
+    if (!this.multi) return this.tryTakeSingle(now, costs[0]!) !== NOT_GRANTED;
+    return this.takeMulti(now, costs) !== null;
+  }
+
+  /** As {@link tryTake}, returning the delivered placement (for a Grant), or null. */
+  takeNow(now: bigint, costs: readonly number[]): Placed | null {
+    if (this.multi) return this.takeMulti(now, costs);
+    const next = this.tryTakeSingle(now, costs[0]!);
+    if (next === NOT_GRANTED) return null;
+    const intervalNs = this.intervalNs(0);
+    const slot = next - this.limits[0]!.burst * intervalNs;
+    const placed = placedAt(Outcome.Granted, costs, slot, 0n, [intervalNs]);
+    placed.deliveredNexts = [next];
+    return placed;
   }
 
   /**
-   * Places a request: granted at once, or a future slot reserved, or refused
-   * (nothing written) when the wait would exceed `maxDelayNs` (-1n =
-   * unbounded) or a limit's queue would exceed its `maxQueue`.
+   * Places a waiter in the queue: due at once, or a future slot reserved, or
+   * refused (nothing written) when the wait would exceed `maxDelayNs` (-1n =
+   * unbounded) or a limit's queue would exceed its `maxQueue`. Nothing is
+   * delivered until {@link deliver} says so.
    */
   place(now: bigint, costs: readonly number[], maxDelayNs: bigint): Placed {
     return this.multi ? this.placeMulti(now, costs, maxDelayNs) : this.placeSingle(now, costs[0]!, maxDelayNs);
+  }
+
+  /**
+   * A reservation (x/time/rate's Reserve): the caller, not this library,
+   * hands the request out when its slot comes, so its delivery is committed
+   * now, at its slot: DELIVERED := max(DELIVERED, slot) + c·T with the slot
+   * the earliest at which that conforms and no earlier than the queue's end
+   * (base = max(TAT, DELIVERED, v), as a placement). Every later delivery
+   * then conforms around it.
+   */
+  reserve(now: bigint, costs: readonly number[], maxDelayNs: bigint): Placed {
+    if (this.multi) {
+      const placed = this.placeMulti(now, costs, maxDelayNs);
+      if (placed.outcome === Outcome.TooLate || placed.outcome === Outcome.QueueFull) return placed;
+      this.commitMulti(placed);
+      return placed;
+    }
+    const w = this.words;
+    const limit = this.limits[0]!;
+    const base = limit.base;
+    const cost = costs[0]!;
+    const intervalNs = Atomics.load(w, base + LimitWord.INTERVAL_NS);
+    const toleranceNs = limit.burst * intervalNs;
+    const costNs = BigInt(cost) * intervalNs;
+    const maxQueueNs = limit.maxQueue < 0n ? -1n : limit.maxQueue * intervalNs;
+    // DELIVERED loop, as a placement but on the delivered timeline.
+    for (;;) {
+      const delivered = Atomics.load(w, base + DELIVERED);
+      const tat = Atomics.load(w, base);
+      const shift = Atomics.load(w, Word.SHIFT_NS);
+      const pauseStart = Atomics.load(w, Word.PAUSE_START);
+      const rawV = now - shift;
+      const v = rawV > pauseStart ? rawV : pauseStart;
+      const committed = tat > delivered ? tat : delivered;
+      const next = (committed > v ? committed : v) + costNs;
+      const slot = next - toleranceNs;
+      const delayNs = slot + shift - now;
+      if (slot > v) {
+        const refusal = this.refusal(slot - v, delayNs, maxDelayNs, maxQueueNs, 0, costs, slot);
+        if (refusal !== null) return refusal;
+      }
+      if (Atomics.compareExchange(w, base + DELIVERED, delivered, next) === delivered) {
+        Atomics.add(w, limit.granted, BigInt(cost));
+        const placed = placedAt(slot > v ? Outcome.Delayed : Outcome.Granted, costs, slot, delayNs, [intervalNs]);
+        placed.deliveredNexts = [next];
+        return placed;
+      }
+    }
+  }
+
+  /** Commits a multi-limit reservation's delivery at its slot (under the lock). */
+  private commitMulti(placed: Placed): void {
+    const w = this.words;
+    this.lock();
+    try {
+      // Its schedule place (just written) is the latest or later ones were
+      // placed after it; either way every DELIVERED_i ≤ its TAT_i here, so
+      // max(DELIVERED_i, g) + c_i·T_i conforms at g.
+      const nexts = this.limits.map((limit, i) => {
+        const delivered = Atomics.load(w, limit.base + DELIVERED);
+        const next = (delivered > placed.slot ? delivered : placed.slot) + BigInt(placed.costs[i]!) * placed.intervals[i]!;
+        if (placed.costs[i]! > 0) Atomics.store(w, limit.base + DELIVERED, next);
+        return next;
+      });
+      placed.deliveredNexts = nexts;
+      placed.dseq = Atomics.add(w, Word.MULTI_DSEQ, 1n) + 1n;
+    } finally {
+      this.unlock();
+    }
   }
 
   private refusal(
@@ -320,7 +622,8 @@ export class LimiterState {
     // (or beyond the pause, during a pause).
     else if (maxQueueNs >= 0n && queuedNs > maxQueueNs) outcome = Outcome.QueueFull;
     if (outcome === null) return null;
-    return { outcome, costs, slot, delayNs, fullLimit: limit, intervals: [], nexts: [], prevs: [], prevLastSlot: 0n, seq: -1n };
+    const refused = placedAt(outcome, costs, slot, delayNs, []);
+    return { ...refused, fullLimit: limit };
   }
 
   /**
@@ -349,47 +652,58 @@ export class LimiterState {
   }
 
   /**
-   * Gives back a placement that is not yet due (x/time/rate's Cancel): if no
+   * Gives back a request that was not delivered (a waiter that timed out or
+   * was aborted), or a reservation not yet due (x/time/rate's Cancel): if no
    * later request has been placed after it, the schedule rolls back exactly.
-   * Otherwise later grants were scheduled behind it and depend on it, so its
-   * slot is left empty: capacity is lost, never over-granted, and with several
-   * limits it is lost in all of them alike. Returns whether capacity came back.
+   * Otherwise later requests were scheduled behind it and depend on it, so
+   * its slot is left empty: capacity is lost, never over-granted, and with
+   * several limits it is lost in all of them alike. Returns whether capacity
+   * came back.
    */
   cancel(now: bigint, placed: Placed): boolean {
-    if (this.remainingNs(now, placed.slot) === 0n) return false; // already granted
+    if (placed.deliveredNexts !== null) {
+      // A reservation: once due, the caller may have acted on it.
+      if (this.remainingNs(now, placed.slot) === 0n) return false;
+      Atomics.add(this.words, Word.CANCELLED_COUNT, 1n);
+      return this.undo(placed, placed.costs);
+    }
     Atomics.add(this.words, Word.CANCELLED_COUNT, 1n);
-    return this.undo(placed, placed.costs);
+    return this.undoPlace(placed, placed.costs);
   }
 
   /**
-   * Rolls `amounts` (≤ the placement's costs) of `placed` back off the
-   * schedule iff nothing was placed after it. Single limit: one CAS — success
-   * means TAT still equals what this placement wrote. Several: under the
-   * lock, MULTI_SEQ still equals this placement's sequence number.
+   * Rolls `amounts` of a waiter's place back off the schedule iff nothing was
+   * placed after it. Single limit: one CAS — success means TAT still equals
+   * what this placement wrote. Several: under the lock, MULTI_SEQ still
+   * equals this placement's sequence number.
    */
-  private undo(placed: Placed, amounts: readonly number[]): boolean {
+  private undoPlace(placed: Placed, amounts: readonly number[]): boolean {
     const w = this.words;
+    const nexts = placed.scheduleNexts;
+    if (nexts === null) return false;
     if (!this.multi) {
       const base = this.limits[0]!.base;
-      const next = placed.nexts[0]!;
+      const next = nexts[0]!;
       const back = BigInt(amounts[0]!) * placed.intervals[0]!;
       if (Atomics.compareExchange(w, base, next, next - back) !== next) return false;
+      placed.scheduleNexts = [next - back];
       Atomics.sub(w, this.granted0, BigInt(amounts[0]!));
       return true;
     }
     this.lock();
     try {
-      if (Atomics.load(w, Word.MULTI_SEQ) !== placed.seq) return false;
+      if (placed.seq < 0n || Atomics.load(w, Word.MULTI_SEQ) !== placed.seq) return false;
       // Nothing was placed, charged or drained since: TAT_i still equals
       // nexts[i], so subtracting amount·T_i is exactly "placed with less".
       const full = amounts.every((a, i) => a === placed.costs[i]);
       for (let i = 0; i < this.limits.length; i++) {
         const base = this.limits[i]!.base;
         const amount = BigInt(amounts[i]!);
-        Atomics.store(w, base, full ? placed.prevs[i]! : placed.nexts[i]! - amount * placed.intervals[i]!);
+        Atomics.store(w, base, full ? placed.prevs[i]! : nexts[i]! - amount * placed.intervals[i]!);
         if (amount > 0n) Atomics.sub(w, this.limits[i]!.granted, amount);
       }
       if (full) Atomics.store(w, Word.LAST_SLOT, placed.prevLastSlot);
+      placed.seq = -1n;
       return true;
     } finally {
       this.unlock();
@@ -397,19 +711,77 @@ export class LimiterState {
   }
 
   /**
-   * Settles a granted placement at its actual costs. More than estimated:
-   * the extra is charged now (TAT_i := max(TAT_i, v) + extra·T_i) — it
-   * delays later grants so the long-run rate holds; it can not undo a window
-   * already spent. Less: the unused part is refunded only if nothing was
-   * placed after this grant (the same rule as cancel; a refund behind later
-   * placements could let new grants collide with them), else it is forfeited.
+   * Rolls `amounts` of a delivered request (or committed reservation) back
+   * off the delivered timeline iff it is still the latest delivery and no
+   * waiter was placed behind it (one would keep its later time, and the
+   * capacity would help nobody): DELIVERED_i still equals what it wrote, so
+   * subtracting amount·T_i is exactly "delivered with less". Its own place
+   * on the schedule, if it is still the latest, shrinks alike.
+   */
+  private undo(placed: Placed, amounts: readonly number[]): boolean {
+    const w = this.words;
+    const delivered = placed.deliveredNexts!;
+    const own = placed.scheduleNexts;
+    if (!this.multi) {
+      const base = this.limits[0]!.base;
+      const next = delivered[0]!;
+      const back = BigInt(amounts[0]!) * placed.intervals[0]!;
+      const tat = Atomics.load(w, base);
+      const ownTat = own !== null && tat === own[0];
+      if (tat > next && !ownTat) return false; // a waiter is placed behind it
+      if (Atomics.compareExchange(w, base + DELIVERED, next, next - back) !== next) return false;
+      if (ownTat) Atomics.compareExchange(w, base, tat, tat - back);
+      placed.deliveredNexts = [next - back];
+      Atomics.sub(w, this.granted0, BigInt(amounts[0]!));
+      return true;
+    }
+    this.lock();
+    try {
+      if (Atomics.load(w, Word.MULTI_DSEQ) !== placed.dseq) return false;
+      const ownTat = placed.seq >= 0n && Atomics.load(w, Word.MULTI_SEQ) === placed.seq;
+      if (!ownTat && this.limits.some((limit, i) => Atomics.load(w, limit.base) > delivered[i]!)) return false;
+      for (let i = 0; i < this.limits.length; i++) {
+        const base = this.limits[i]!.base;
+        const back = BigInt(amounts[i]!) * placed.intervals[i]!;
+        if (back === 0n) continue;
+        Atomics.store(w, base + DELIVERED, delivered[i]! - back);
+        if (ownTat) Atomics.store(w, base, Atomics.load(w, base) - back);
+        Atomics.sub(w, this.limits[i]!.granted, BigInt(amounts[i]!));
+      }
+      placed.dseq = Atomics.add(w, Word.MULTI_DSEQ, 1n) + 1n;
+      if (ownTat) placed.seq = Atomics.add(w, Word.MULTI_SEQ, 1n) + 1n;
+      placed.deliveredNexts = delivered.map((d, i) => d - BigInt(amounts[i]!) * placed.intervals[i]!);
+      return true;
+    } finally {
+      this.unlock();
+    }
+  }
+
+  /**
+   * Gives back a waiter that got its rate slot but never its concurrency
+   * permit: its place in the queue if it was not delivered, its delivery if
+   * it was (only where nothing depends on it, as cancel).
+   */
+  giveBack(placed: Placed): void {
+    if (placed.deliveredNexts !== null) this.undo(placed, placed.costs);
+    else this.undoPlace(placed, placed.costs);
+  }
+
+  /**
+   * Settles a delivered request at its actual costs. More than estimated:
+   * the extra is charged now on the delivered timeline
+   * (DELIVERED_i := max(DELIVERED_i, v) + extra·T_i) — it delays later
+   * deliveries so the long-run rate holds; it can not undo a window already
+   * spent. Less: the unused part is refunded only if nothing was delivered
+   * or placed after this grant (a refund behind later requests could let new
+   * grants collide with them), else it is forfeited.
    */
   settle(now: bigint, placed: Placed, actual: readonly number[]): Settled {
     const n = this.limits.length;
     const charged = new Array<number>(n).fill(0);
     const refunded = new Array<number>(n).fill(0);
     const refunds = placed.costs.map((c, i) => Math.max(0, c - actual[i]!));
-    if (refunds.some((r) => r > 0) && this.undo(placed, refunds)) {
+    if (refunds.some((r) => r > 0) && placed.deliveredNexts !== null && this.undo(placed, refunds)) {
       refunds.forEach((r, i) => { refunded[i] = r; });
     }
     const extras = placed.costs.map((c, i) => Math.max(0, actual[i]! - c));
@@ -422,15 +794,15 @@ export class LimiterState {
 
   private charge(now: bigint, extras: readonly number[]): void {
     const w = this.words;
-    const charged = (i: number, tat: bigint, v: bigint): bigint =>
-      (tat > v ? tat : v) + BigInt(extras[i]!) * Atomics.load(w, this.limits[i]!.base + LimitWord.INTERVAL_NS);
+    const charged = (i: number, delivered: bigint, v: bigint): bigint =>
+      (delivered > v ? delivered : v) + BigInt(extras[i]!) * Atomics.load(w, this.limits[i]!.base + LimitWord.INTERVAL_NS);
     if (!this.multi) {
-      const base = this.limits[0]!.base;
-      // TAT loop: only grows (a debt appended to the schedule).
+      const index = this.limits[0]!.base + DELIVERED;
+      // DELIVERED loop: only grows (a debt appended to what was delivered).
       for (;;) {
-        const tat = Atomics.load(w, base);
-        const next = charged(0, tat, this.virtualNow(now));
-        if (Atomics.compareExchange(w, base, tat, next) === tat) break;
+        const delivered = Atomics.load(w, index);
+        const next = charged(0, delivered, this.virtualNow(now));
+        if (Atomics.compareExchange(w, index, delivered, next) === delivered) break;
       }
       Atomics.add(w, this.granted0, BigInt(extras[0]!));
       return;
@@ -440,11 +812,11 @@ export class LimiterState {
       const v = this.virtualNow(now);
       for (let i = 0; i < this.limits.length; i++) {
         if (extras[i] === 0) continue;
-        const base = this.limits[i]!.base;
-        Atomics.store(w, base, charged(i, Atomics.load(w, base), v));
+        const index = this.limits[i]!.base + DELIVERED;
+        Atomics.store(w, index, charged(i, Atomics.load(w, index), v));
         Atomics.add(w, this.limits[i]!.granted, BigInt(extras[i]!));
       }
-      Atomics.add(w, Word.MULTI_SEQ, 1n); // earlier placements can no longer be undone
+      Atomics.add(w, Word.MULTI_DSEQ, 1n); // earlier deliveries can no longer be refunded
     } finally {
       this.unlock();
     }
@@ -455,11 +827,11 @@ export class LimiterState {
    *
    * Order matters. (1) PAUSE_START := max(PAUSE_START, now − SHIFT_NS);
    * (2) SHIFT_NS := max(SHIFT_NS, untilNs − PAUSE_START); (3) per limit,
-   * TAT := max(TAT, PAUSE_START + (burst−1)·T) + 1. Step 3 drains the
-   * buckets so grants resume one interval at a time (no burst after the
-   * pause), puts every new slot strictly after PAUSE_START (slots up to it
-   * count as due before the pause), and always changes TAT, so any request that read SHIFT_NS before step 2 fails
-   * its CAS and re-reads (several limits: step 3 runs under MULTI_LOCK, which
+   * X := max(X, PAUSE_START + (burst−1)·T) + 1 for X = DELIVERED and TAT.
+   * Step 3 drains the buckets so grants resume one interval at a time (no
+   * burst after the pause), puts every new slot strictly after PAUSE_START,
+   * and always changes DELIVERED, so any delivery that read SHIFT_NS before
+   * step 2 fails its CAS and re-reads (several limits: step 3 runs under MULTI_LOCK, which
    * orders it after any placement that read the old SHIFT_NS): once backoff()
    * returns no request can be granted on a pre-pause view. Steps 1–2 run under
    * a writer lock because two backoffs interleaving them could publish a
@@ -491,22 +863,28 @@ export class LimiterState {
     if (!this.multi) {
       const base = this.limits[0]!.base;
       const target = drainTo(0);
-      // TAT loop: TAT only grows here; the +1 always changes it (see above)
-      // and puts every new slot strictly after PAUSE_START.
-      for (;;) {
-        const tat = Atomics.load(w, base);
-        const next = (tat > target ? tat : target) + 1n;
-        if (Atomics.compareExchange(w, base, tat, next) === tat) break;
+      // DELIVERED loop, then TAT loop: each only grows here; the +1 always
+      // changes it (see above) and puts every new slot strictly after
+      // PAUSE_START. DELIVERED first: it is the word every delivery CASes.
+      for (const index of [base + DELIVERED, base + TAT]) {
+        for (;;) {
+          const tat = Atomics.load(w, index);
+          const next = (tat > target ? tat : target) + 1n;
+          if (Atomics.compareExchange(w, index, tat, next) === tat) break;
+        }
       }
     } else {
       this.lock();
       try {
         this.limits.forEach((limit, i) => {
-          const tat = Atomics.load(w, limit.base);
           const target = drainTo(i);
-          Atomics.store(w, limit.base, (tat > target ? tat : target) + 1n);
+          for (const index of [limit.base + DELIVERED, limit.base + TAT]) {
+            const tat = Atomics.load(w, index);
+            Atomics.store(w, index, (tat > target ? tat : target) + 1n);
+          }
         });
         Atomics.add(w, Word.MULTI_SEQ, 1n); // no undo may cross a backoff
+        Atomics.add(w, Word.MULTI_DSEQ, 1n);
       } finally {
         this.unlock();
       }

@@ -1,20 +1,51 @@
 /**
- * Sleeping until a slot is due. Waiters never need a wake-up message: a slot
- * only ever moves later (a shared backoff) or stays, so a waiter sleeps until
- * its deadline, re-reads the shared state, and sleeps again if it moved.
+ * Sleeping until a deadline. Waiters never need a wake-up message: a slot
+ * only ever moves later (a shared backoff, or deliveries it must conform
+ * to) or stays, so a waiter sleeps until its deadline, re-reads the shared
+ * state, and sleeps again if it moved.
  *
- * - Sync: `Atomics.wait` on a word nobody notifies, with a fractional-ms
- *   timeout: a real sleep (no spinning), ~0.1 ms late on an idle machine.
- * - Async: a ref'd `setTimeout`, which keeps the event loop alive while
- *   waiting (a pending `Atomics.waitAsync` would not). Node timers run in whole
- *   milliseconds, so the delay is rounded up: async grants arrive up to ~1 ms
- *   after they are due, never before.
+ * Precision matters: a strict server counts requests when they arrive, and a
+ * grant handed out late is followed by the next one less than 1/rate later
+ * unless the next one waits too (`state.ts` makes it wait). Lateness is
+ * never a safety problem, but at saturation it is lost capacity. So:
+ *
+ * - Sync: `Atomics.wait` on a word nobody notifies, in shrinking steps (a
+ *   long sleep overshoots by up to ~2 ms on a VM, a short one by ~0.1 ms),
+ *   and the last {@link SPIN_NS} spun on the clock: ~0.01 ms late typically.
+ * - Async: a ref'd `setTimeout` (it keeps the event loop alive; a pending
+ *   `Atomics.waitAsync` would not) until `finalMs` before the deadline, then
+ *   the sync method above for the rest: the event loop is blocked for at
+ *   most `finalMs` per grant (sleeping, not spinning, except the last
+ *   0.05 ms). `finalMs: 0` never blocks: whole-ms timers, grants ~1 ms late.
+ *
+ * Precise waits need the real clock; with an injected clock (tests) waits
+ * fall back to plain timers and the caller re-checks its clock.
  */
 import { SLEEP_INDEX_I32 } from './layout.js';
 
-/** Blocks the calling thread for about `ns` nanoseconds. */
+/** The last stretch of a precise wait, spun on the clock instead of slept. */
+export const SPIN_NS = 50_000n;
+/** A sleep longer than this is cut so that it ends this long before the deadline. */
+const COARSE_MARGIN_NS = 2_000_000n;
+
+/** Blocks the calling thread for about `ns` nanoseconds (one sleep; the caller re-checks). */
 export function sleepSync(i32: Int32Array, ns: bigint): void {
   Atomics.wait(i32, SLEEP_INDEX_I32, 0, Number(ns) / 1e6);
+}
+
+/**
+ * Blocks the calling thread until `clock()` reaches `deadlineNs`, never
+ * returning before it: one coarse sleep to 2 ms before, halving sleeps, then
+ * a spin of at most {@link SPIN_NS}. `clock` must be the real monotonic clock.
+ */
+export function sleepUntilSync(i32: Int32Array, deadlineNs: bigint, clock: () => bigint): void {
+  for (;;) {
+    const remaining = deadlineNs - clock();
+    if (remaining <= 0n) return;
+    if (remaining <= SPIN_NS) continue;
+    const sleepNs = remaining > 2n * COARSE_MARGIN_NS ? remaining - COARSE_MARGIN_NS : (remaining - SPIN_NS) / 2n;
+    Atomics.wait(i32, SLEEP_INDEX_I32, 0, Number(sleepNs) / 1e6);
+  }
 }
 
 /**

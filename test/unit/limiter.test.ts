@@ -707,10 +707,17 @@ describe('acquire(): waits on fake timers', () => {
     limiter.backoff({ retryAfterMs: 500 }); // pause from 50 to 550 ms: slots move by 500 ms
     await vi.advanceTimersByTimeAsync(549);
     expect([a.status, b.status]).toEqual(['pending', 'pending']);
+    // The drain puts deliveries 1 ns after the pause (state.ts): a is due at
+    // 600 ms + 1 ns, which fake timers (whole ms) reach at 601.
     await vi.advanceTimersByTimeAsync(1);
-    expect(a).toMatchObject({ status: 'fulfilled', settledAt: 600 });
-    await vi.advanceTimersByTimeAsync(100);
-    expect(b).toMatchObject({ status: 'fulfilled', settledAt: 700 });
+    expect(a.status).toBe('pending');
+    await vi.advanceTimersByTimeAsync(1);
+    expect(a).toMatchObject({ status: 'fulfilled', settledAt: 601 });
+    // b keeps 1/rate after a's actual delivery (delivery-time strictness).
+    await vi.advanceTimersByTimeAsync(99);
+    expect(b.status).toBe('pending');
+    await vi.advanceTimersByTimeAsync(1);
+    expect(b).toMatchObject({ status: 'fulfilled', settledAt: 701 });
     expect(order).toEqual(['a', 'b']);
   });
 
