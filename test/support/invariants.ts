@@ -111,3 +111,33 @@ export function fifoInversions(records: GrantRecord[]): number {
   }
   return inversions;
 }
+
+/**
+ * Window invariant on delivery instants known only within brackets
+ * [lower, upper] (e.g. lower = a proven earliest instant, upper = when the
+ * caller saw the grant): for each window [a, a + L] with a = some grant's
+ * `lower`, the grants whose whole bracket lies inside it certainly were
+ * delivered inside it, and must cost ≤ burst + L/T. Returns the worst
+ * proven violation, or null. `lowerOf`/`upperOf` pick the bracket.
+ */
+export function worstProvenWindow(
+  records: GrantRecord[], burst: number, intervalNs: number, lengthsNs: number[],
+  lowerOf: (r: GrantRecord) => number, upperOf: (r: GrantRecord) => number,
+): WindowViolation | null {
+  const byLower = [...records].sort((x, y) => lowerOf(x) - lowerOf(y));
+  let worst: WindowViolation | null = null;
+  for (const length of lengthsNs) {
+    const allowed = burst + Math.floor(length / intervalNs);
+    for (let i = 0; i < byLower.length; i++) {
+      const a = lowerOf(byLower[i]!);
+      let cost = 0;
+      for (let j = i; j < byLower.length && lowerOf(byLower[j]!) <= a + length; j++) {
+        if (upperOf(byLower[j]!) <= a + length) cost += byLower[j]!.cost;
+      }
+      if (cost > allowed && (worst === null || cost - allowed > worst.cost - worst.allowed)) {
+        worst = { from: a, to: a + length, cost, allowed };
+      }
+    }
+  }
+  return worst;
+}

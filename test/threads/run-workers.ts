@@ -9,11 +9,13 @@ export interface WorkerResult {
   costs?: number[];
   /** permits: most permit holders this worker saw at once */
   maxSeen?: number;
+  /** acquire-blocked: how many times the event loop was blocked */
+  blocks?: number;
   backoff: { before: number; after: number; retryAfterMs: number } | null;
 }
 
 export interface RunOptions {
-  mode: 'try-spin' | 'lost-update' | 'acquire-sync' | 'acquire-async' | 'multi-async' | 'permits';
+  mode: 'try-spin' | 'lost-update' | 'acquire-sync' | 'acquire-async' | 'acquire-blocked' | 'multi-async' | 'permits';
   durationMs?: number;
   concurrency?: number;
   cost?: number;

@@ -61,6 +61,37 @@ if (mode === 'try-spin') {
     }
   };
   await Promise.all(Array.from({ length: concurrency }, loop));
+} else if (mode === 'acquire-blocked') {
+  // CPU-parallel pipeline: `concurrency` acquire loops, while the same event
+  // loop is blocked by synchronous work for 30–300 ms at random moments, so
+  // grants come due while nothing in this thread can run. Each record's
+  // second field is a proven lower bound of the instant acquire() resolved:
+  // max(callStart, end of the latest block) — code in this thread can not
+  // resolve anything while the thread is blocked, and a promise resolved
+  // before a block would have run its continuation before the block began.
+  let lastBlockEnd = 0;
+  result.blocks = 0;
+  let state = seed;
+  const random = () => ((state = (state * 1103515245 + 12345) % 2147483648) / 2147483648);
+  const blocker = async () => {
+    while (now() < endAt) {
+      await new Promise((resolve) => setTimeout(resolve, 20 + Math.floor(random() * 130)));
+      const until = now() + (30 + random() * 270) * 1e6;
+      while (now() < until) { /* CPU work */ }
+      lastBlockEnd = now();
+      result.blocks++;
+    }
+  };
+  const loop = async () => {
+    while (now() < endAt) {
+      const callStart = now();
+      const grant = await limiter.acquire(cost);
+      const observed = now();
+      records.push(callStart, Math.max(callStart, lastBlockEnd), observed, Number(grant.slotNs - baseNs));
+      result.granted += cost;
+    }
+  };
+  await Promise.all([blocker(), ...Array.from({ length: concurrency }, loop)]);
 } else if (mode === 'multi-async') {
   // Several limits, random costs per request; records per-limit costs.
   let state = seed;
