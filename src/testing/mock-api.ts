@@ -120,6 +120,12 @@ function drainThen(req: IncomingMessage, then: () => void): void {
 }
 
 function answer(res: ServerResponse, decision: Decision, delayed: Set<NodeJS.Timeout>): void {
+  if (decision.retryAfterMs < 0) {
+    // The leaky bucket (nginx): a bare 429, nothing to say when to come back.
+    res.writeHead(429, { 'content-type': 'text/html', 'x-mock-outcome': decision.outcome });
+    res.end('<html><head><title>429 Too Many Requests</title></head></html>');
+    return;
+  }
   if (decision.outcome !== 'accepted') {
     res.writeHead(429, {
       'content-type': 'application/json',

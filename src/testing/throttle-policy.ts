@@ -23,15 +23,33 @@ import { InvalidOptionError } from '../errors.js';
 /** Options of `startMockApi`. Validated up front: a bad value throws `InvalidOptionError`. */
 export interface MockApiOptions {
   /**
-   * Most requests accepted in any sliding window of `windowMs`: in every
+   * The rule that decides which requests are over the limit:
+   * - `'sliding-window'` (default): at most `limit` requests in any sliding
+   *   window of `windowMs`; 429s carry `retry-after`/`retry-after-ms`, and a
+   *   request arriving while one runs is a violation (the penalty box).
+   * - `'leaky-bucket'`: nginx `limit_req` exactly (`rate`, `burst`, no
+   *   `delay`): a millisecond clock, `excess` in thousandths of a request
+   *   drained at `rate`, a request rejected when it would push `excess`
+   *   over `burst` — with `burst: 0`, any request sooner than 1/rate after
+   *   the last accepted one. 429 with no `Retry-After`, no penalty box: the
+   *   strictest servers there are.
+   * @example { algorithm: 'leaky-bucket', rate: 50 } // nginx: limit_req_zone … rate=50r/s; limit_req zone=… (no burst)
+   */
+  algorithm?: 'sliding-window' | 'leaky-bucket';
+  /**
+   * Sliding window: most requests accepted in any sliding window of `windowMs`: in every
    * half-open interval `[a, a + windowMs)` at most `limit` requests are
    * accepted (exact, per arrival, on the monotonic clock). Integer in
-   * 1..1_000_000.
+   * 1..1_000_000. Required for `'sliding-window'`.
    * @example { limit: 20, windowMs: 1000 } // 20 requests per second, sliding
    */
-  limit: number;
-  /** Length of the sliding window, ms. In 1..86_400_000, fractions allowed. */
-  windowMs: number;
+  limit?: number;
+  /** Sliding window: length of the window, ms. In 1..86_400_000, fractions allowed. Required for `'sliding-window'`. */
+  windowMs?: number;
+  /** Leaky bucket: requests per second, as nginx's `rate=`: in 0.001..1_000_000 (nginx keeps thousandths). Required for `'leaky-bucket'`. */
+  rate?: number;
+  /** Leaky bucket: nginx's `burst=`, an integer in 0..1_000_000. Default 0. */
+  burst?: number;
   /**
    * Probability, in 0..1, that a request within the limit is throttled
    * anyway (real providers do this under load). One seeded draw per arrival
@@ -79,7 +97,7 @@ export type MockOutcome = 'accepted' | 'over-limit' | 'spurious' | 'violation';
 /** What to answer one request, decided at its arrival. */
 export interface Decision {
   readonly outcome: MockOutcome;
-  /** For a 429: the delay it asks for, ms (whole ms unless `retryAfterMs` says otherwise). 0 for a 200. */
+  /** For a 429: the delay it asks for, ms (whole ms unless `retryAfterMs` says otherwise); -1 for a bare 429 (leaky bucket). 0 for a 200. */
   readonly retryAfterMs: number;
   /** For a 200: how long to wait before answering, ms. 0 for a 429. */
   readonly latencyMs: number;
@@ -89,6 +107,10 @@ export interface Decision {
 
 /** Validated options. */
 export interface MockConfig {
+  readonly algorithm: 'sliding-window' | 'leaky-bucket';
+  /** Leaky bucket: nginx's `ctx->rate` (requests per 1000 s) and `burst` in thousandths. */
+  readonly rateMilli: number;
+  readonly burstMilli: number;
   readonly limit: number;
   readonly windowNs: number;
   readonly spuriousRate: number;
@@ -111,6 +133,7 @@ export class ThrottlePolicy {
   readonly config: MockConfig;
   /** Arrival times of the accepted requests still in the window, oldest first: a ring of `limit` entries. */
   readonly #accepted: Float64Array;
+  readonly #bucket: LeakyBucket | null;
   #head = 0;
   #size = 0;
   /** Arrivals before this time are violations; -Infinity until the first 429. */
@@ -122,6 +145,7 @@ export class ThrottlePolicy {
   constructor(options: MockApiOptions) {
     this.config = resolveMockOptions(options);
     this.#accepted = new Float64Array(this.config.limit);
+    this.#bucket = this.config.algorithm === 'leaky-bucket' ? new LeakyBucket(this.config.rateMilli, this.config.burstMilli) : null;
     this.reset();
   }
 
@@ -134,6 +158,14 @@ export class ThrottlePolicy {
       return { outcome: 'violation', retryAfterMs: ceilMs(this.#penaltyUntilNs - tNs), latencyMs: 0, seq };
     }
     const { limit, windowNs, retryAfterMs, spuriousRate } = this.config;
+    if (this.#bucket !== null) {
+      // nginx: a 429 without Retry-After and without a penalty box.
+      if (!this.#bucket.admit(tNs)) {
+        c.overLimit++;
+        return { outcome: 'over-limit', retryAfterMs: -1, latencyMs: 0, seq };
+      }
+      return this.#accept(seq);
+    }
     // The window before t is (t − W, t]: forget accepted arrivals at or before t − W.
     while (this.#size > 0 && this.#accepted[this.#head]! <= tNs - windowNs) {
       this.#head = (this.#head + 1) % limit;
@@ -150,9 +182,13 @@ export class ThrottlePolicy {
       const delayMs = retryAfterMs >= 0 ? retryAfterMs : ceilMs(windowNs / limit);
       return this.#throttle('spurious', tNs, delayMs, seq);
     }
-    c.accepted++;
     this.#accepted[(this.#head + this.#size) % limit] = tNs;
     this.#size++;
+    return this.#accept(seq);
+  }
+
+  #accept(seq: number): Decision {
+    this.#counts.accepted++;
     const [min, max] = this.config.latencyMs;
     const latencyMs = min === max ? min : min + (max - min) * this.#latencyDraw();
     return { outcome: 'accepted', retryAfterMs: 0, latencyMs, seq };
@@ -167,6 +203,7 @@ export class ThrottlePolicy {
     this.#head = 0;
     this.#size = 0;
     this.#penaltyUntilNs = -Infinity;
+    this.#bucket?.reset();
     this.#spuriousDraw = mulberry32(this.config.seed);
     this.#latencyDraw = mulberry32((this.config.seed ^ LATENCY_SEED_MIX) >>> 0);
     this.#counts = { total: 0, accepted: 0, overLimit: 0, spurious: 0, violations: 0 };
@@ -177,6 +214,48 @@ export class ThrottlePolicy {
     const until = tNs + delayMs * 1e6;
     if (until > this.#penaltyUntilNs) this.#penaltyUntilNs = until;
     return { outcome, retryAfterMs: delayMs, latencyMs: 0, seq };
+  }
+}
+
+/**
+ * nginx's `limit_req` decision (ngx_http_limit_req_module.c,
+ * `ngx_http_limit_req_lookup`), for one key: a millisecond clock, and
+ * `excess` in thousandths of a request. A request at ms `now` computes
+ * `excess = max(0, excess − rate·(now − last)/1000 + 1000)` (integer
+ * division, as nginx) and is rejected iff `excess > burst`, leaving the state
+ * as it was; else it is accepted and the state becomes (excess, now) — `last`
+ * only moves when whole ms have passed. `rate` is requests per 1000 s
+ * (nginx's `ctx->rate`, 50 r/s = 50000); `burst` in thousandths.
+ *
+ * Exported for benchmarks that replay recorded times through nginx's rule.
+ */
+export class LeakyBucket {
+  #excess = 0;
+  #lastMs = Number.NaN;
+  constructor(readonly rateMilli: number, readonly burstMilli: number) {}
+
+  /** Decides an arrival at `tNs` (ns on any fixed origin; nginx's clock is whole ms). */
+  admit(tNs: number): boolean {
+    const nowMs = Math.floor(tNs / 1e6);
+    if (Number.isNaN(this.#lastMs)) {
+      this.#excess = 0;
+      this.#lastMs = nowMs;
+      return true;
+    }
+    let ms = nowMs - this.#lastMs;
+    if (ms < -60000) ms = 1;
+    else if (ms < 0) ms = 0;
+    let excess = this.#excess - Math.trunc((this.rateMilli * ms) / 1000) + 1000;
+    if (excess < 0) excess = 0;
+    if (excess > this.burstMilli) return false;
+    this.#excess = excess;
+    if (ms !== 0) this.#lastMs = nowMs;
+    return true;
+  }
+
+  reset(): void {
+    this.#excess = 0;
+    this.#lastMs = Number.NaN;
   }
 }
 
@@ -203,10 +282,33 @@ export function resolveMockOptions(options: unknown): MockConfig {
     throw new InvalidOptionError('options', options, 'an object like { limit: 20, windowMs: 1000 }');
   }
   const o = options as Partial<MockApiOptions>;
-  if (typeof o.limit !== 'number' || !Number.isInteger(o.limit) || o.limit < 1 || o.limit > MAX_LIMIT) {
-    throw new InvalidOptionError('limit', o.limit, `an integer in 1..${MAX_LIMIT}`);
+  const algorithm = o.algorithm ?? 'sliding-window';
+  if (algorithm !== 'sliding-window' && algorithm !== 'leaky-bucket') {
+    throw new InvalidOptionError('algorithm', algorithm, "'sliding-window' or 'leaky-bucket'");
   }
-  const windowMs = o.windowMs;
+  let rateMilli = 0;
+  let burstMilli = 0;
+  if (algorithm === 'leaky-bucket') {
+    if (typeof o.rate !== 'number' || !(o.rate >= 0.001 && o.rate <= MAX_LIMIT)) {
+      throw new InvalidOptionError('rate', o.rate, `requests per second in 0.001..${MAX_LIMIT}`);
+    }
+    const burst = o.burst ?? 0;
+    if (typeof burst !== 'number' || !Number.isInteger(burst) || burst < 0 || burst > MAX_LIMIT) {
+      throw new InvalidOptionError('burst', burst, `an integer in 0..${MAX_LIMIT}`);
+    }
+    if (o.limit !== undefined || o.windowMs !== undefined) {
+      throw new InvalidOptionError('limit', o.limit ?? o.windowMs, "absent with algorithm 'leaky-bucket' (it takes rate and burst)");
+    }
+    rateMilli = Math.round(o.rate * 1000);
+    burstMilli = burst * 1000;
+  } else if (o.rate !== undefined || o.burst !== undefined) {
+    throw new InvalidOptionError('rate', o.rate ?? o.burst, "absent with the sliding window (it takes limit and windowMs; rate and burst are for algorithm: 'leaky-bucket')");
+  }
+  const limit = algorithm === 'leaky-bucket' ? 1 : o.limit;
+  const windowMs = algorithm === 'leaky-bucket' ? 1000 : o.windowMs;
+  if (typeof limit !== 'number' || !Number.isInteger(limit) || limit < 1 || limit > MAX_LIMIT) {
+    throw new InvalidOptionError('limit', limit, `an integer in 1..${MAX_LIMIT}`);
+  }
   if (typeof windowMs !== 'number' || !(windowMs >= 1 && windowMs <= MAX_WINDOW_MS)) {
     throw new InvalidOptionError('windowMs', windowMs, `a number of ms in 1..${MAX_WINDOW_MS}`);
   }
@@ -230,7 +332,7 @@ export function resolveMockOptions(options: unknown): MockConfig {
   if (typeof host !== 'string' || host.length === 0) {
     throw new InvalidOptionError('host', host, "a non-empty host name or address, e.g. '127.0.0.1'");
   }
-  return { limit: o.limit, windowNs: windowMs * 1e6, spuriousRate, latencyMs, retryAfterMs, seed, host };
+  return { algorithm, rateMilli, burstMilli, limit, windowNs: windowMs * 1e6, spuriousRate, latencyMs, retryAfterMs, seed, host };
 }
 
 function resolveLatency(latency: unknown): readonly [number, number] {

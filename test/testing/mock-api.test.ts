@@ -148,4 +148,21 @@ describe('startMockApi: a real HTTP server with the strict rules', () => {
       'latencyMs must be a number of ms in 0..60000, or [min, max] with 0 <= min <= max <= 60000, got an array',
     );
   });
+
+  it("leaky bucket: a bare 429 (no Retry-After) for a request sooner than 1/rate after the last accepted", async () => {
+    const strict = await startMockApi({ algorithm: 'leaky-bucket', rate: 2 });
+    try {
+      const first = await fetch(strict.url + '/x');
+      const second = await fetch(strict.url + '/x');
+      expect(first.status).toBe(200);
+      expect(second.status).toBe(429);
+      expect(second.headers.get('retry-after')).toBeNull();
+      expect(second.headers.get('retry-after-ms')).toBeNull();
+      await second.text();
+      await first.text();
+      expect(strict.stats()).toMatchObject({ total: 2, accepted: 1, overLimit: 1, violations: 0 });
+    } finally {
+      await strict.close();
+    }
+  });
 });

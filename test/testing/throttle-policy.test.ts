@@ -146,6 +146,12 @@ describe('option validation: InvalidOptionError naming field, value and range', 
     ['seed', { ...base, seed: -1 }, 'seed must be an integer in 0..4294967295, got -1'],
     ['seed', { ...base, seed: 2 ** 32 }, 'got 4294967296'],
     ['host', { ...base, host: '' }, 'host must be a non-empty host name'],
+    ['algorithm', { ...base, algorithm: 'token' }, "algorithm must be 'sliding-window' or 'leaky-bucket'"],
+    ['rate', { algorithm: 'leaky-bucket' }, 'rate must be requests per second in 0.001..1000000'],
+    ['rate', { algorithm: 'leaky-bucket', rate: 0 }, 'got 0'],
+    ['burst', { algorithm: 'leaky-bucket', rate: 50, burst: 1.5 }, 'burst must be an integer in 0..1000000'],
+    ['limit', { algorithm: 'leaky-bucket', rate: 50, limit: 5 }, "absent with algorithm 'leaky-bucket'"],
+    ['rate', { ...base, rate: 50 }, 'absent with the sliding window'],
   ];
   it.each(cases)('%s: %j', (field, options, message) => {
     let error: unknown;
@@ -161,9 +167,31 @@ describe('option validation: InvalidOptionError naming field, value and range', 
 
   it('accepts the documented ranges and defaults', () => {
     expect(resolveMockOptions({ limit: 1, windowMs: 1 })).toEqual({
-      limit: 1, windowNs: 1e6, spuriousRate: 0, latencyMs: [0, 0], retryAfterMs: -1, seed: 1, host: '127.0.0.1',
+      algorithm: 'sliding-window', rateMilli: 0, burstMilli: 0, limit: 1, windowNs: 1e6, spuriousRate: 0, latencyMs: [0, 0], retryAfterMs: -1, seed: 1, host: '127.0.0.1',
     });
     expect(resolveMockOptions({ limit: 1_000_000, windowMs: 0.5e8, spuriousRate: 1, latencyMs: [0, 60_000], retryAfterMs: 0, seed: 2 ** 32 - 1, host: '::1' }))
       .toMatchObject({ latencyMs: [0, 60_000], retryAfterMs: 0 });
+  });
+});
+
+describe("leaky bucket: nginx limit_req's rule (ms clock, excess in thousandths, bare 429)", () => {
+  // [arrival ms, accepted?] — worked by hand from ngx_http_limit_req_lookup.
+  const cases: { name: string; rate: number; burst: number; arrivals: [number, boolean][] }[] = [
+    { name: '50 r/s, no burst: sooner than 20 ms after the last accepted is rejected', rate: 50, burst: 0,
+      arrivals: [[0, true], [19.9, false], [20, true], [39.99, false], [40.2, true], [59.5, false], [61, true]] },
+    { name: 'whole ms: 19.9 ms apart in real time but 20 on the ms clock is accepted', rate: 50, burst: 0,
+      arrivals: [[0.95, true], [20.1, true]] },
+    { name: 'rejections do not move the state', rate: 50, burst: 0,
+      arrivals: [[0, true], [5, false], [10, false], [15, false], [20, true]] },
+    { name: 'burst 1: two at once, then one per 20 ms; last only moves on whole ms', rate: 50, burst: 1,
+      arrivals: [[0, true], [0.5, true], [10, false], [20, true], [21, false], [40, true]] },
+    { name: '1000 r/s: one per ms', rate: 1000, burst: 0, arrivals: [[0, true], [0.9, false], [1, true], [1.5, false], [3, true]] },
+  ];
+  it.each(cases)('$name', ({ rate, burst, arrivals }) => {
+    const policy = new ThrottlePolicy({ algorithm: 'leaky-bucket', rate, burst });
+    const got = arrivals.map(([ms]) => policy.decide(ms * 1e6));
+    expect(got.map((d) => d.outcome === 'accepted')).toEqual(arrivals.map(([, ok]) => ok));
+    for (const d of got) if (d.outcome !== 'accepted') expect(d).toMatchObject({ outcome: 'over-limit', retryAfterMs: -1 });
+    expect(policy.stats().violations).toBe(0);
   });
 });
