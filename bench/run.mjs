@@ -30,6 +30,7 @@ export const SUITES = [
   { n: 4, name: 'saturation', title: 'Accuracy at saturation', module: './suites/4-saturation.mjs' },
   { n: 5, name: 'end-to-end', title: 'End to end: Piscina pool against the mock API', module: './suites/5-end-to-end.mjs' },
   { n: 6, name: 'memory', title: 'Memory', module: './suites/6-memory.mjs' },
+  { n: 7, name: 'nginx', title: 'A real strict server: nginx limit_req', module: './suites/7-nginx.mjs' },
 ];
 
 function parseArgs(argv) {

@@ -55,9 +55,9 @@ export interface Grant {
 
 export class GrantImpl implements Grant {
   readonly cost: number;
-  readonly costs: Readonly<Record<string, number>>;
   readonly waitedMs: number;
   readonly slotNs: bigint;
+  #costs: Readonly<Record<string, number>> | undefined;
   readonly #state: LimiterState;
   readonly #placed: Placed;
   readonly #clock: Clock;
@@ -78,9 +78,14 @@ export class GrantImpl implements Grant {
     this.#permits = permits;
     this.#token = token;
     this.cost = placed.costs[0]!;
-    this.costs = Object.freeze(Object.fromEntries(state.limits.map((l, i) => [l.name, placed.costs[i]!])));
     this.waitedMs = nsToMs(waitedNs);
     this.slotNs = placed.slot;
+  }
+
+  /** Built on first read: most callers never look, and a grant is handed out right after its CAS. */
+  get costs(): Readonly<Record<string, number>> {
+    this.#costs ??= Object.freeze(Object.fromEntries(this.#state.limits.map((l, i) => [l.name, this.#placed.costs[i]!])));
+    return this.#costs;
   }
 
   settle(actual: number | Readonly<Record<string, number>>): SettleResult {

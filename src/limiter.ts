@@ -28,7 +28,7 @@ import {
 import { Permits, type PermitToken } from './permits.js';
 import { runWithRetry, type RetryOptions } from './retry.js';
 import { LimiterState, NOT_GRANTED, Outcome, type Placed } from './state.js';
-import { sleepAsync, sleepSync, sleepUntilSync, waitForChange } from './wait.js';
+import { SPIN_NS, sleepAsync, sleepSync, sleepUntilPrecise, sleepUntilSync, spinUntil, waitForChange } from './wait.js';
 
 export type { LimiterHandle } from './handle.js';
 export type { Grant, SettleResult } from './grant.js';
@@ -414,19 +414,12 @@ export class RateLimiter {
     return step.value;
   }
 
-  /**
-   * Until `untilNs`: a timer until `finalWaitMs` before it, then (real clock)
-   * a precise blocking sleep for the rest. One step; the caller re-checks.
-   */
+  /** Until `untilNs`: see `wait.ts` (precise with the real clock, else timers). One step; the caller re-checks. */
   async #sleepUntilAsync(untilNs: bigint, signal: AbortSignal | undefined): Promise<void> {
     const remaining = untilNs - this.#clock();
     if (remaining <= 0n) return;
-    if (!this.#precise || remaining > this.#finalWaitNs) {
-      await sleepAsync(this.#precise ? remaining - this.#finalWaitNs : remaining, signal);
-      return;
-    }
-    if (signal?.aborted) throw signal.reason;
-    sleepUntilSync(this.#state.i32, untilNs, this.#clock);
+    if (!this.#precise || this.#finalWaitNs === 0n) await sleepAsync(remaining, signal);
+    else await sleepUntilPrecise(this.#state.i32, untilNs, this.#finalWaitNs, this.#clock, signal);
   }
 
   /**
@@ -485,13 +478,21 @@ export class RateLimiter {
           }
         }
       }
+      // Delivery loop. With the real clock the final approach is a spin right
+      // here, so the CAS comes within ~0.1 µs of the instant it conforms: the
+      // next delivery is anchored to this one's CAS, and any delay between
+      // the instant and the CAS would add up at saturation.
       for (;;) {
         now = this.#clock();
         const remaining = state.deliver(now, placed);
         if (remaining === 0n) break;
         this.#checkStillInTime(placed, start, now, remaining, limit);
+        if (this.#precise && remaining <= SPIN_NS) {
+          spinUntil(now + remaining, this.#clock);
+          continue;
+        }
         try {
-          yield { untilNs: now + remaining };
+          yield { untilNs: now + remaining - (this.#precise ? SPIN_NS : 0n) };
         } catch (reason) {
           state.cancel(this.#clock(), placed);
           throw reason;

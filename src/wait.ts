@@ -12,11 +12,13 @@
  * - Sync: `Atomics.wait` on a word nobody notifies, in shrinking steps (a
  *   long sleep overshoots by up to ~2 ms on a VM, a short one by ~0.1 ms),
  *   and the last {@link SPIN_NS} spun on the clock: ~0.01 ms late typically.
- * - Async: a ref'd `setTimeout` (it keeps the event loop alive; a pending
- *   `Atomics.waitAsync` would not) until `finalMs` before the deadline, then
- *   the sync method above for the rest: the event loop is blocked for at
- *   most `finalMs` per grant (sleeping, not spinning, except the last
- *   0.05 ms). `finalMs: 0` never blocks: whole-ms timers, grants ~1 ms late.
+ * - Async: one ref'd `setTimeout` per thread (it keeps the event loop
+ *   alive; a pending `Atomics.waitAsync` would not) for the waiter due
+ *   first, until `finalMs` before its deadline, then the sync method above
+ *   for the rest: the event loop is blocked at most `finalMs` per grant
+ *   (asleep, not spinning, except the last {@link SPIN_NS}), and never past
+ *   another waiter's deadline. `finalMs: 0` never blocks: whole-ms timers,
+ *   grants ~1 ms late.
  *
  * Precise waits need the real clock; with an injected clock (tests) waits
  * fall back to plain timers and the caller re-checks its clock.
@@ -27,6 +29,11 @@ import { SLEEP_INDEX_I32 } from './layout.js';
 export const SPIN_NS = 50_000n;
 /** A sleep longer than this is cut so that it ends this long before the deadline. */
 const COARSE_MARGIN_NS = 2_000_000n;
+
+/** Spins on `clock` until it reads `deadlineNs` (callers bound the spin to {@link SPIN_NS}). */
+export function spinUntil(deadlineNs: bigint, clock: () => bigint): void {
+  while (clock() < deadlineNs) { /* spin */ }
+}
 
 /** Blocks the calling thread for about `ns` nanoseconds (one sleep; the caller re-checks). */
 export function sleepSync(i32: Int32Array, ns: bigint): void {
@@ -70,6 +77,95 @@ export function sleepAsync(ns: bigint, signal: AbortSignal | undefined): Promise
       resolve();
     }, ms);
     signal.addEventListener('abort', onAbort, { once: true });
+  });
+}
+
+/** One async waiter in this thread's {@link PreciseTimers}. */
+interface Sleeper {
+  readonly untilNs: bigint;
+  /** When to start the precise (blocking) part: untilNs − finalNs. */
+  readonly wakeNs: bigint;
+  readonly i32: Int32Array;
+  readonly resolve: () => void;
+}
+
+/**
+ * This thread's async precise waits, all limiters together: one ref'd timer
+ * for the waiter that must start its precise part first; when it fires, a
+ * blocking precise sleep (`sleepUntilSync`) until that waiter's deadline —
+ * never past another waiter's, since it is the earliest — then it is
+ * resolved and the timer re-armed for the next (a 0 ms timer when the next
+ * is already close, so the first's continuation runs before it). At most one
+ * blocking sleep at a time per thread, at most `finalNs` long.
+ */
+const sleepers: Sleeper[] = [];
+/** The armed timer (a Timeout), or an Immediate when the first sleeper is due now (setTimeout(0) would wait 1 ms). */
+let armed: { timeout: ReturnType<typeof setTimeout> } | { immediate: ReturnType<typeof setImmediate> } | null = null;
+let armedWakeNs = 0n;
+
+function disarm(): void {
+  if (armed === null) return;
+  if ('timeout' in armed) clearTimeout(armed.timeout);
+  else clearImmediate(armed.immediate);
+  armed = null;
+}
+
+function rearm(clock: () => bigint): void {
+  const first = sleepers[0];
+  if (first === undefined) {
+    disarm();
+    return;
+  }
+  if (armed !== null && armedWakeNs <= first.wakeNs) return;
+  disarm();
+  const delayNs = first.wakeNs - clock();
+  armedWakeNs = first.wakeNs;
+  // Whole ms, rounded down: a timer is late, never early, so it fires at
+  // most ~1 ms before wakeNs (the precise part covers the rest).
+  const ms = delayNs <= 0n ? 0 : Math.min(Math.floor(Number(delayNs) / 1e6), 2_147_483_647);
+  armed = ms === 0 ? { immediate: setImmediate(() => fire(clock)) } : { timeout: setTimeout(() => fire(clock), ms) };
+}
+
+function fire(clock: () => bigint): void {
+  armed = null;
+  const first = sleepers[0];
+  if (first !== undefined && first.wakeNs <= clock()) {
+    sleepers.shift();
+    sleepUntilSync(first.i32, first.untilNs, clock);
+    first.resolve();
+  }
+  rearm(clock);
+}
+
+/**
+ * Resolves at `untilNs` on the real monotonic `clock`, within ~0.01–0.1 ms
+ * on an idle machine: a timer until `finalNs` before, then a blocking
+ * precise sleep (see {@link PreciseTimers}). Rejects with `signal.reason` as
+ * soon as `signal` aborts.
+ */
+export function sleepUntilPrecise(
+  i32: Int32Array, untilNs: bigint, finalNs: bigint, clock: () => bigint, signal: AbortSignal | undefined,
+): Promise<void> {
+  if (signal?.aborted) return Promise.reject(signal.reason);
+  return new Promise<void>((resolve, reject) => {
+    const onAbort = (): void => {
+      const at = sleepers.indexOf(sleeper);
+      if (at >= 0) sleepers.splice(at, 1);
+      rearm(clock);
+      reject(signal!.reason);
+    };
+    const sleeper: Sleeper = {
+      untilNs, wakeNs: untilNs - finalNs, i32,
+      resolve: () => {
+        signal?.removeEventListener('abort', onAbort);
+        resolve();
+      },
+    };
+    let at = sleepers.length;
+    while (at > 0 && sleepers[at - 1]!.wakeNs > sleeper.wakeNs) at--;
+    sleepers.splice(at, 0, sleeper);
+    signal?.addEventListener('abort', onAbort, { once: true });
+    rearm(clock);
   });
 }
 

@@ -32,8 +32,15 @@ class Log {
   }
 }
 
-function runSync(limiter, startNs, deadline, log) {
+/** Paced runs: a random pause in [0, 2·gapNs) after each grant (offered load below the rate). */
+const gapSleep = new Int32Array(new SharedArrayBuffer(4));
+function gapMs(gapNs) {
+  return gapNs > 0 ? (Math.random() * 2 * gapNs) / 1e6 : 0;
+}
+
+function runSync(limiter, startNs, deadline, log, gapNs = 0) {
   while (clock() < deadline) {
+    if (gapNs > 0) Atomics.wait(gapSleep, 0, 0, gapMs(gapNs));
     const g = limiter.acquireSync();
     const seen = clock();
     const slot = Number(g.slotNs - startNs);
@@ -42,9 +49,10 @@ function runSync(limiter, startNs, deadline, log) {
   }
 }
 
-async function runAsync(limiter, startNs, deadline, log, concurrency) {
+async function runAsync(limiter, startNs, deadline, log, concurrency, gapNs = 0) {
   const loop = async () => {
     while (clock() < deadline) {
+      if (gapNs > 0) await new Promise((resolve) => setTimeout(resolve, gapMs(gapNs)));
       const g = await limiter.acquire();
       const seen = clock();
       const slot = Number(g.slotNs - startNs);
@@ -85,8 +93,8 @@ parentPort.on('message', async (cmd) => {
     const startNs = awaitStart(cmd.ctrl, post);
     const deadline = startNs + BigInt(cmd.durationNs);
     let calls;
-    if (cmd.op === 'sync') runSync(limiter, startNs, deadline, log);
-    else if (cmd.op === 'async') await runAsync(limiter, startNs, deadline, log, cmd.concurrency ?? 1);
+    if (cmd.op === 'sync') runSync(limiter, startNs, deadline, log, cmd.gapNs);
+    else if (cmd.op === 'async') await runAsync(limiter, startNs, deadline, log, cmd.concurrency ?? 1, cmd.gapNs);
     else if (cmd.op === 'try') calls = runTry(limiter, startNs, deadline, log);
     else throw new Error(`unknown op ${cmd.op}`);
     const [packed, transfer] = log.pack();
