@@ -38,6 +38,13 @@ export interface RedisGrant {
    * process (the FIFO order). `null` for a grant of the local fallback.
    */
   readonly slotUs: number | null;
+  /**
+   * When Redis handed it out: µs on the Redis server's clock (TIME) of the
+   * decision that delivered it — the instant the limit is enforced at; the
+   * reply reaches this process one network trip later. `null` for a
+   * fallback grant.
+   */
+  readonly decidedAtUs: number | null;
   /** `'redis'`, or `'fallback'` for a grant of the local limiter during an outage. */
   readonly source: 'redis' | 'fallback';
   /**
@@ -136,6 +143,8 @@ interface Placement {
   readonly token: number;
   readonly inc: number;
   readonly position: number;
+  /** Server µs of the decision. */
+  readonly nowUs: number;
   readonly prevLast: number;
   readonly prevTats: readonly number[];
   readonly fullLimit: number;
@@ -266,7 +275,8 @@ export class RedisRateLimiter {
           void this.#cancel(placed, costs, id).catch(() => {});
           throw signal.reason;
         }
-        if (await this.#waitDue(placed, costs, id, startMs, limitMs, options)) return this.#grant(costs, placed, startMs);
+        const delivered = await this.#waitDue(placed, costs, id, startMs, limitMs, options);
+        if (delivered !== null) return this.#grant(costs, placed, startMs, delivered);
       }
     } catch (error) {
       return this.#acquireFailed(cost, options, startMs, limitMs, error);
@@ -288,7 +298,8 @@ export class RedisRateLimiter {
     const costs = resolveCosts(cost, this.#limits);
     const limitMs = this.#waitLimit(options.timeoutMs);
     const startMs = performance.now();
-    const placed = await this.#place(costs, limitMs, startMs, '', 1);
+    // Mode 2: the caller hands it out at its slot, so its delivery is committed now (see script.ts).
+    const placed = await this.#place(costs, limitMs, startMs, '', 2);
     if (placed.outcome === PlaceOutcome.TooLate || placed.outcome === PlaceOutcome.QueueFull) {
       return { ok: false, cost: costs[0]!, slotUs: NaN, delayMs: Infinity, refresh: async () => Infinity, cancel: async () => false };
     }
@@ -303,7 +314,8 @@ export class RedisRateLimiter {
       },
       refresh: async () => {
         if (cancelled) return 0;
-        const check = await this.#caller.call(Op.CHECK, [placed.slot, placed.inc, ''], 'check');
+        // Cost 0: its delivery was committed when it was reserved; this only reads the timeline.
+        const check = await this.#caller.call(Op.CHECK, [placed.slot, placed.inc, '', ...costs.map(() => 0)], 'check');
         if (check[0] === STATE_LOST) {
           throw new RedisUnavailableError(this.key, 'check', new Error('the limit\'s state in Redis was lost (server restarted without persistence, or key deleted): this reservation is void, reserve again'));
         }
@@ -424,18 +436,18 @@ export class RedisRateLimiter {
   // ------------------------------------------------------------- internals
 
   /** PLACE: one round trip; the reply as a {@link Placement} (refusals of `acquire` thrown as typed errors). */
-  #place(costs: readonly number[], limitMs: number, startMs: number, id: string, mode: 0 | 1): Promise<Placement> {
+  #place(costs: readonly number[], limitMs: number, startMs: number, id: string, mode: 0 | 1 | 2): Promise<Placement> {
     return this.#caller.call(Op.PLACE, this.#placeArgs(costs, limitMs, startMs, id, mode), 'place')
       .then((r) => this.#placement(r, limitMs, startMs, id, mode));
   }
 
-  #placeArgs(costs: readonly number[], limitMs: number, startMs: number, id: string, mode: 0 | 1): (string | number)[] {
+  #placeArgs(costs: readonly number[], limitMs: number, startMs: number, id: string, mode: 0 | 1 | 2): (string | number)[] {
     let maxDelayUs = -1;
     if (limitMs >= 0) maxDelayUs = Math.max(0, Math.floor((limitMs - (performance.now() - startMs)) * 1000));
     return costs.length === 1 ? [costs[0]!, maxDelayUs, mode, id] : [...costs, maxDelayUs, mode, id];
   }
 
-  #placement(r: number[], limitMs: number, startMs: number, id: string, mode: 0 | 1): Placement {
+  #placement(r: number[], limitMs: number, startMs: number, id: string, mode: 0 | 1 | 2): Placement {
     const outcome = r[0]!;
     if (outcome === PlaceOutcome.TooLate && mode === 1 && id !== '') {
       throw new WaitTimeoutError(limitMs, (performance.now() - startMs) + r[2]! / 1000);
@@ -447,7 +459,8 @@ export class RedisRateLimiter {
     const refused = outcome === PlaceOutcome.TooLate || outcome === PlaceOutcome.QueueFull;
     return {
       outcome, slot: r[1]!, delayUs: r[2]!, token: refused ? -1 : r[3]!, inc: refused ? -1 : r[4]!,
-      position: refused ? 0 : r[5]!, prevLast: refused ? 0 : r[6]!, prevTats: refused ? [] : r.length === 8 ? [r[7]!] : r.slice(7),
+      position: refused ? 0 : r[5]!, prevLast: refused ? 0 : r[6]!, prevTats: refused ? [] : r.slice(7, 7 + this.#limits.length),
+      nowUs: refused ? 0 : r[8 + this.#limits.length] ?? 0,
       fullLimit: outcome === PlaceOutcome.QueueFull ? r[3]! : -1,
       reply: r,
     };
@@ -459,7 +472,8 @@ export class RedisRateLimiter {
    * moved the slot; it can only move later), again until due. Returns false
    * when the state was lost meanwhile (the caller places again).
    */
-  async #waitDue(placed: Placement, costs: readonly number[], id: string, startMs: number, limitMs: number, options: RedisAcquireOptions): Promise<boolean> {
+  /** Resolves [deliveryToken, decided at (server µs)] once delivered, null when the state was lost. */
+  async #waitDue(placed: Placement, costs: readonly number[], id: string, startMs: number, limitMs: number, options: RedisAcquireOptions): Promise<[number, number] | null> {
     const { signal } = options;
     const status = new WaitStatus(this, id, placed.slot, placed.position, placed.delayUs);
     options.onQueued?.(status);
@@ -477,15 +491,18 @@ export class RedisRateLimiter {
           void this.#cancel(placed, costs, id).catch(() => {});
           throw reason;
         }
-        const check = await this.#caller.call(Op.CHECK, [placed.slot, placed.inc, id], 'check');
+        // The final confirmation decides on the server's clock: granted only
+        // if the slot is due and the delivery conforms to what was handed out
+        // meanwhile (a late check-in is told to come back, holding its place).
+        const check = await this.#caller.call(Op.CHECK, [placed.slot, placed.inc, id, ...costs], 'check');
         if (check[0] === STATE_LOST) {
           status.state = 'cancelled';
-          return false;
+          return null;
         }
         if (check[0] === 0) {
-          if (signal?.aborted) throw signal.reason; // due: the slot is spent either way
+          if (signal?.aborted) throw signal.reason; // delivered: the slot is spent either way
           status.state = 'granted';
-          return true;
+          return [check[6]!, check[2]!];
         }
         remainingUs = check[1]!;
         status.update(check[5]!, remainingUs);
@@ -502,12 +519,15 @@ export class RedisRateLimiter {
 
   /** Gives back a placement not yet due: the capacity returns if it is still the latest placement. */
   async #cancel(placed: Placement, costs: readonly number[], id: string): Promise<boolean> {
-    const r = await this.#caller.call(Op.CANCEL, [placed.slot, placed.inc, id, placed.token, placed.prevLast, ...placed.prevTats, ...costs], 'cancel');
+    const deliveryToken = placed.reply[7 + costs.length] ?? 0; // a reservation's committed delivery, else 0
+    const r = await this.#caller.call(Op.CANCEL, [placed.slot, placed.inc, id, placed.token, placed.prevLast, ...placed.prevTats, ...costs, deliveryToken], 'cancel');
     return r[0] === 1;
   }
 
-  #grant(costs: readonly number[], placed: Placement, startMs: number): RedisGrant {
-    return new Granted(this.#grantContext, costs, placed.reply, performance.now() - startMs);
+  /** `delivered`: [deliveryToken, decided at] from the CHECK that delivered it (else PLACE's reply holds them). */
+  #grant(costs: readonly number[], placed: Placement, startMs: number, delivered?: [number, number]): RedisGrant {
+    const reply = delivered === undefined ? placed.reply : [...placed.reply.slice(0, 7 + costs.length), ...delivered];
+    return new Granted(this.#grantContext, costs, reply, performance.now() - startMs);
   }
 
   readonly #resolveActual = (actual: unknown, granted: readonly number[]): number[] => {
@@ -577,6 +597,7 @@ export class RedisRateLimiter {
     return {
       cost: grant.cost,
       costs: grant.costs,
+      decidedAtUs: null,
       waitedMs: performance.now() - startMs,
       slotUs: null,
       source: 'fallback',
@@ -625,6 +646,9 @@ class Granted implements RedisGrant {
   readonly slotUs: number;
   readonly source = 'redis' as const;
   #settled = false;
+  get decidedAtUs(): number {
+    return this.#reply[8 + this.#costs.length] ?? 0;
+  }
   readonly #context: GrantContext;
   readonly #costs: readonly number[];
   readonly #reply: readonly number[];
@@ -648,8 +672,9 @@ class Granted implements RedisGrant {
     const r = this.#reply;
     const actualCosts = this.#context.resolveActual(actual, costs);
     this.#settled = true;
-    // PLACE's reply: outcome, slot, delay, token, inc, position, prevLast, prevTat…
-    const args = [r[4]!, r[3]!, r[6]!, ...r.slice(7), ...costs, ...actualCosts];
+    // PLACE's reply: outcome, slot, delay, token, inc, position, prevLast, prevTat…, deliveryToken
+    const n = costs.length;
+    const args = [r[4]!, r[3]!, r[6]!, ...r.slice(7, 7 + n), ...costs, ...actualCosts, r[7 + n] ?? 0];
     const reply = await this.#context.caller.call(Op.SETTLE, args, 'settle');
     const refunded = reply[0] === 1;
     return {

@@ -141,7 +141,7 @@ export function resolveRedisOptions(options: unknown, extraAllowed: readonly str
     }
     return [perUs, toleranceUs, limit.maxQueue];
   });
-  const config = JSON.stringify({ v: 1, limits: core.limits.map((l) => [l.name, l.rate, l.burst, l.maxQueue]) });
+  const config = JSON.stringify({ v: 2, limits: core.limits.map((l) => [l.name, l.rate, l.burst, l.maxQueue]) });
   const commandTimeoutMs = o.commandTimeoutMs === undefined ? DEFAULT_COMMAND_TIMEOUT_MS : checkMs('commandTimeoutMs', o.commandTimeoutMs, 600_000);
   if (commandTimeoutMs === 0) throw new InvalidOptionError('commandTimeoutMs', 0, 'a number of ms in 1..600000, or Infinity');
   return {

@@ -20,10 +20,23 @@
  * | inc     | incarnation: TIME when this state was created (a restarted server or a lost key gets a new one) |
  * | sh      | SHIFT: virtual time v = now − sh; grows at each backoff |
  * | ps      | PAUSE_START: virtual time at which the latest pause began |
- * | t<i>    | TAT of limit i (virtual µs) |
+ * | t<i>    | TAT of limit i (virtual µs): the queue (FIFO order, queue length, ETAs) |
+ * | d<i>    | DELIVERED of limit i (virtual µs): TAT of what was handed out; every grant conforms on it at the server's instant of its decision |
+ * | dseq    | several limits: deliveries, charges and drains so far (the refund token) |
  * | last    | several limits: LAST_SLOT, the latest placement's slot (joint FIFO floor) |
  * | seq     | several limits: placements so far (the undo token, below) |
  * | thr, rej, can | backoffs, refused waits, cancelled waits (stats) |
+ *
+ * Delivery (as `state.ts`): a request is handed out only by a decision that
+ * conforms on d<i> at the server's now: PLACE granting at once, CHECK of a
+ * waiter whose slot is due (max(d, v) + ch − v ≤ τ), a reservation or lease
+ * committing its stretch. A waiter that checks in late — its process
+ * stopped, its event loop blocked, Redis paused — finds d<i> moved by what
+ * was granted meanwhile and is told to come back when it conforms, holding
+ * its place (t<i> := max(t<i>, its delivered end)); it is never granted on
+ * top of them. The decision instants on the server's clock therefore
+ * conform: at most burst + rate × L in any window of length L. The grant
+ * reaches the client one reply later (network; the caller's to bound).
  *
  * The algorithm is `state.ts`'s, on µs instead of ns, with one refinement:
  * a decision of cost c in a limit of `rate` takes ceil(c·1e6/rate) µs of the
@@ -62,6 +75,11 @@
  * Speed: PLACE with one limit and CHECK, the calls of every acquire, run a
  * straight-line fast path (one HMGET, TIME, one HSET, no Lua tables); the
  * general path below it serves the rest and creates new states.
+ *
+ * PLACE replies {outcome, g, delay, token, inc, position, prevLast,
+ * prevTat[1..n], deliveryToken (0 = not delivered), now}; CHECK replies
+ * {0, 0, now, sh, ps, 0, deliveryToken} when it delivers, {1, waitUs, now,
+ * sh, ps, position} when the caller must come back.
  *
  * Replies are arrays of integers (a Lua number becomes an integer reply). A
  * caller whose configuration differs from the stored one gets {-9, stored}.
@@ -148,11 +166,14 @@ local op = ARGV[1]
 -- Fast path: PLACE with one limit. ARGV: op, cost, maxDelayUs (-1 = none),
 -- mode (0 try, 1 wait), member ('' = none).
 if ${n === 1 ? 'true' : 'false'} and op == '${Op.PLACE}' then
-  local s = redis.call('HMGET', key, 'cfg', 'inc', 'sh', 'ps', 't1')
+  local s = redis.call('HMGET', key, 'cfg', 'inc', 'sh', 'ps', 't1', 'd1')
   if s[1] == ${CFG} then
     local clock = redis.call('TIME')
     local now = clock[1] * 1000000 + clock[2]
     local sh, tat = tonumber(s[3]), tonumber(s[5])
+    local d = tonumber(s[6]) or tat
+    local c = tat
+    if d > c then c = d end
     local v = now - sh
     local ps = tonumber(s[4])
     if v < ps then v = ps end
@@ -161,11 +182,11 @@ if ${n === 1 ? 'true' : 'false'} and op == '${Op.PLACE}' then
       cost = tonumber(ARGV[2])
       ch = math.ceil(cost * ${luaNumber(one.perUs)})
     end
-    -- Slot g: the earliest virtual time >= v at which max(TAT, g) + ch - g <= tau.
-    local g = tat + ch - ${luaNumber(one.toleranceUs)}
+    -- Slot g: the earliest virtual time >= v at which max(C, g) + ch - g <= tau, C = max(TAT, DELIVERED).
+    local g = c + ch - ${luaNumber(one.toleranceUs)}
     if g < v then g = v end
     local delay = g + sh - now
-    local wait = ARGV[4] == '1'
+    local wait = ARGV[4] ~= '0'
     if g > v then
       local maxDelay = tonumber(ARGV[3])
       if maxDelay >= 0 and delay > maxDelay then
@@ -178,39 +199,67 @@ if ${n === 1 ? 'true' : 'false'} and op == '${Op.PLACE}' then
         return {${PlaceOutcome.QueueFull}, g, delay, 0}
       end
     end
-    local t = tat
+    local t = c
     if g > t then t = g end
     local nextTat = t + ch
-    -- %d: Redis would print a Lua number with %.17g, several times slower.
+    if g <= v or ARGV[4] == '2' then
+      -- Handed out now (DELIVERED := max(DELIVERED, v) + ch), or a
+      -- reservation committing its delivery at its slot g.
+      local nd = d
+      local at = v
+      if g > v then at = g end
+      if at > nd then nd = at end
+      nd = nd + ch
+      -- %d: Redis would print a Lua number with %.17g, several times slower.
+      redis.call('HSET', key, 't1', string.format('%d', nextTat), 'd1', string.format('%d', nd))
+      if not wait then return {${PlaceOutcome.Granted}} end
+      local outcome = ${PlaceOutcome.Granted}
+      if g > v then outcome = ${PlaceOutcome.Delayed} end
+      return {outcome, g, delay, nextTat, tonumber(s[2]), 0, 0, tat, nd, now}
+    end
     redis.call('HSET', key, 't1', string.format('%d', nextTat))
-    if not wait then return {${PlaceOutcome.Granted}} end
-    if g <= v then return {${PlaceOutcome.Granted}, g, delay, nextTat, tonumber(s[2]), 0, 0, tat} end
     local pos = 0
     if ARGV[5] ~= '' then
       redis.call('ZADD', qkey, g, ARGV[5])
       redis.call('ZREMRANGEBYSCORE', qkey, '-inf', v - ${WAITER_GRACE_MS * 1000})
       pos = redis.call('ZCOUNT', qkey, string.format('(%.0f', v), g)
     end
-    return {${PlaceOutcome.Delayed}, g, delay, nextTat, tonumber(s[2]), pos, 0, tat}
+    return {${PlaceOutcome.Delayed}, g, delay, nextTat, tonumber(s[2]), pos, 0, tat, 0, now}
   end
 end
 
--- Fast path: CHECK. ARGV: op, slot, inc, member. Due iff slot <= max(ps, now - sh).
-if op == '${Op.CHECK}' then
-  local s = redis.call('HMGET', key, 'cfg', 'inc', 'sh', 'ps')
+-- Fast path: CHECK with one limit. ARGV: op, slot, inc, member, cost. Due iff
+-- slot <= max(ps, now - sh); then delivered iff max(d, v) + ch - v <= tau.
+if ${n === 1 ? 'true' : 'false'} and op == '${Op.CHECK}' then
+  local s = redis.call('HMGET', key, 'cfg', 'inc', 'sh', 'ps', 't1', 'd1')
   if s[1] == ${CFG} then
     local clock = redis.call('TIME')
     local now = clock[1] * 1000000 + clock[2]
     local sh, ps = tonumber(s[3]), tonumber(s[4])
-    local a = 2
-    if tonumber(s[2]) ~= tonumber(ARGV[a + 1]) then return {${STATE_LOST}, 0, now, sh, ps, 0} end
-    local slot = tonumber(ARGV[a])
-    local member = ARGV[a + 2]
+    if tonumber(s[2]) ~= tonumber(ARGV[3]) then return {${STATE_LOST}, 0, now, sh, ps, 0} end
+    local slot = tonumber(ARGV[2])
+    local member = ARGV[4]
     local v = now - sh
     if v < ps then v = ps end
     if slot <= v then
-      if member ~= '' then redis.call('ZREM', qkey, member) end
-      return {0, 0, now, sh, ps, 0}
+      local tat = tonumber(s[5])
+      local d = tonumber(s[6]) or tat
+      local ch = ${luaNumber(Math.ceil(one.perUs))}
+      if ARGV[5] ~= '1' then ch = math.ceil(tonumber(ARGV[5]) * ${luaNumber(one.perUs)}) end
+      local nd = d
+      if v > nd then nd = v end
+      nd = nd + ch
+      local at = nd - ${luaNumber(one.toleranceUs)}
+      if at <= v then
+        redis.call('HSET', key, 'd1', string.format('%d', nd))
+        if member ~= '' then redis.call('ZREM', qkey, member) end
+        return {0, 0, now, sh, ps, 0, nd}
+      end
+      -- Granted meanwhile leaves no room yet: hold the place, come back when it conforms.
+      if tat < nd then redis.call('HSET', key, 't1', string.format('%d', nd)) end
+      local pos = 0
+      if member ~= '' then pos = redis.call('ZCOUNT', qkey, string.format('(%.0f', v), slot) end
+      return {1, at + sh - now, now, sh, ps, pos}
     end
     local pos = 0
     if member ~= '' then pos = redis.call('ZCOUNT', qkey, string.format('(%.0f', v), slot) end
@@ -229,14 +278,16 @@ local per, tau, mq = ${list((l) => l.perUs)}, ${list((l) => l.toleranceUs)}, ${l
 local a = 2
 local clock = redis.call('TIME')
 local now = tonumber(clock[1]) * 1000000 + tonumber(clock[2])
-local fields = {'cfg', 'inc', 'sh', 'ps', 'last', 'seq'}
-for i = 1, n do fields[6 + i] = 't' .. i end
+local fields = {'cfg', 'inc', 'sh', 'ps', 'last', 'seq', 'dseq'}
+for i = 1, n do fields[7 + i] = 't' .. i; fields[7 + n + i] = 'd' .. i end
 local s = redis.call('HMGET', key, unpack(fields))
-local inc, sh, ps, last, seq
-local tat = {}
+local inc, sh, ps, last, seq, dseq
+local created = false
+local tat, dlv = {}, {}
 if s[1] == ${CFG} then
   inc = tonumber(s[2]); sh = tonumber(s[3]); ps = tonumber(s[4]); last = tonumber(s[5]) or 0; seq = tonumber(s[6]) or 0
-  for i = 1, n do tat[i] = tonumber(s[6 + i]) end
+  dseq = tonumber(s[7]) or 0
+  for i = 1, n do tat[i] = tonumber(s[7 + i]); dlv[i] = tonumber(s[7 + n + i]) or tat[i] end
 elseif not s[1] then
   -- A new state: drained as of the server's start (see script.ts).
   local up = 0
@@ -245,11 +296,13 @@ elseif not s[1] then
   -- uptime_in_seconds is floor(now) - floor(start): a server that started
   -- 10 ms ago may report 1. The latest it can have started is now - (up - 1) s.
   local start = now - (up - 1) * 1000000
-  inc = now; sh = 0; ps = 0; last = 0; seq = 0
-  local w = {'cfg', ${CFG}, 'inc', inc, 'sh', 0, 'ps', 0, 'last', 0, 'seq', 0, 'thr', 0, 'rej', 0, 'can', 0}
+  inc = now; sh = 0; ps = 0; last = 0; seq = 0; dseq = 0; created = true
+  local w = {'cfg', ${CFG}, 'inc', inc, 'sh', 0, 'ps', 0, 'last', 0, 'seq', 0, 'dseq', 0, 'thr', 0, 'rej', 0, 'can', 0}
   for i = 1, n do
     tat[i] = start + tau[i] + ${LEASE_AHEAD_MAX_MS * 1000}
+    dlv[i] = tat[i]
     w[#w + 1] = 't' .. i; w[#w + 1] = tat[i]
+    w[#w + 1] = 'd' .. i; w[#w + 1] = dlv[i]
   end
   redis.call('HSET', key, unpack(w))
 else
@@ -258,8 +311,12 @@ end
 local v = now - sh
 if v < ps then v = ps end
 local function above(x) return string.format('(%.0f', x) end
--- The undo token of the latest placement (see script.ts), and its check.
+-- The undo token of the latest placement (see script.ts), and its check;
+-- the same for the latest delivery (refunds).
 local function latest(token) if n == 1 then return tat[1] == token end return seq == token end
+local function latestDelivery(token) if n == 1 then return dlv[1] == token end return dseq == token end
+local function dtoken() if n == 1 then return dlv[1] end return dseq end
+local function cmax(i) if dlv[i] > tat[i] then return dlv[i] end return tat[i] end
 
 if op == ${Op.PLACE} then
   -- ARGV: cost[1..n], maxDelayUs (-1 = none), mode (0 = try, 1 = wait), member ('' = none)
@@ -272,7 +329,7 @@ if op == ${Op.PLACE} then
   if n > 1 and last > g then g = last end
   for i = 1, n do
     ch[i] = math.ceil(tonumber(ARGV[a + i - 1]) * per[i])
-    local e = tat[i] + ch[i] - tau[i]
+    local e = cmax(i) + ch[i] - tau[i]
     if e > g then g = e end
   end
   local delay = g + sh - now
@@ -290,14 +347,27 @@ if op == ${Op.PLACE} then
   end
   local w = {}
   local reply = {g > v and ${PlaceOutcome.Delayed} or ${PlaceOutcome.Granted}, g, delay, seq + 1, inc, 0, last}
+  -- Handed out now, or a reservation (mode 2) committing its delivery at g.
+  local deliver = g <= v or mode == 2
   for i = 1, n do
-    local t = tat[i]
+    local t = cmax(i)
     if g > t then t = g end
     w[#w + 1] = 't' .. i; w[#w + 1] = t + ch[i]
     reply[7 + i] = tat[i]
     if n == 1 then reply[4] = t + ch[i] end
+    if deliver and ch[i] > 0 then
+      local nd = dlv[i]
+      if g > nd then nd = g end
+      if v > nd then nd = v end
+      dlv[i] = nd + ch[i]
+      w[#w + 1] = 'd' .. i; w[#w + 1] = dlv[i]
+    end
   end
   if n > 1 then w[#w + 1] = 'last'; w[#w + 1] = g; w[#w + 1] = 'seq'; w[#w + 1] = seq + 1 end
+  if deliver and n > 1 then dseq = dseq + 1; w[#w + 1] = 'dseq'; w[#w + 1] = dseq end
+  reply[8 + n] = 0
+  if deliver then reply[8 + n] = dtoken() end
+  reply[9 + n] = now
   redis.call('HSET', key, unpack(w))
   local member = ARGV[a + n + 2]
   if g > v and member ~= '' then
@@ -309,12 +379,50 @@ if op == ${Op.PLACE} then
 end
 
 if op == ${Op.CHECK} then
-  -- The state was just created (lost since the placement): place again.
-  return {${STATE_LOST}, 0, now, sh, ps, 0}
+  -- ARGV: slot, inc, member, cost[1..n]. As the one-limit fast path, every limit or none.
+  -- A state just created (lost since the placement), or another incarnation: place again.
+  if created or inc ~= tonumber(ARGV[a + 1]) then return {${STATE_LOST}, 0, now, sh, ps, 0} end
+  local slot = tonumber(ARGV[a])
+  local member = ARGV[a + 2]
+  if slot > v then
+    local pos = 0
+    if member ~= '' then pos = redis.call('ZCOUNT', qkey, above(v), slot) end
+    return {1, slot + sh - now, now, sh, ps, pos}
+  end
+  local nd, at = {}, v
+  for i = 1, n do
+    local ch = math.ceil(tonumber(ARGV[a + 2 + i]) * per[i])
+    nd[i] = dlv[i]
+    if v > nd[i] then nd[i] = v end
+    nd[i] = nd[i] + ch
+    if ch > 0 and nd[i] - tau[i] > at then at = nd[i] - tau[i] end
+  end
+  local w = {}
+  if at <= v then
+    for i = 1, n do
+      if nd[i] ~= dlv[i] then w[#w + 1] = 'd' .. i; w[#w + 1] = nd[i]; dlv[i] = nd[i] end
+    end
+    if n > 1 then dseq = dseq + 1; w[#w + 1] = 'dseq'; w[#w + 1] = dseq end
+    if #w > 0 then redis.call('HSET', key, unpack(w)) end
+    if member ~= '' then redis.call('ZREM', qkey, member) end
+    return {0, 0, now, sh, ps, 0, dtoken()}
+  end
+  -- Hold the place in every limit; no earlier placement may undo itself any more.
+  for i = 1, n do
+    if tat[i] < nd[i] then w[#w + 1] = 't' .. i; w[#w + 1] = nd[i] end
+  end
+  if n > 1 then
+    w[#w + 1] = 'seq'; w[#w + 1] = seq + 1
+    if last < at then w[#w + 1] = 'last'; w[#w + 1] = at end
+  end
+  if #w > 0 then redis.call('HSET', key, unpack(w)) end
+  local pos = 0
+  if member ~= '' then pos = redis.call('ZCOUNT', qkey, above(v), slot) end
+  return {1, at + sh - now, now, sh, ps, pos}
 end
 
 if op == ${Op.CANCEL} then
-  -- ARGV: slot, inc, member, token, prevLast, prevTat[1..n], cost[1..n]
+  -- ARGV: slot, inc, member, token, prevLast, prevTat[1..n], cost[1..n], deliveryToken (0 = not delivered)
   local member = ARGV[a + 2]
   if member ~= '' then redis.call('ZREM', qkey, member) end
   local slot = tonumber(ARGV[a])
@@ -328,13 +436,24 @@ if op == ${Op.CANCEL} then
   for i = 1, n do
     w[#w + 1] = 't' .. i; w[#w + 1] = tonumber(ARGV[a + 4 + i])
   end
+  -- A reservation committed its delivery: take that back too while it is the
+  -- latest delivery (the token moves, so a duplicate can not do it twice).
+  local dtok = tonumber(ARGV[a + 5 + 2 * n])
+  if dtok ~= 0 and latestDelivery(dtok) then
+    for i = 1, n do
+      local ch = math.ceil(tonumber(ARGV[a + 4 + n + i]) * per[i])
+      w[#w + 1] = 'd' .. i; w[#w + 1] = dlv[i] - ch
+    end
+    if n > 1 then w[#w + 1] = 'dseq'; w[#w + 1] = dseq + 1 end
+  end
   redis.call('HSET', key, unpack(w))
   return {1}
 end
 
 if op == ${Op.SETTLE} then
-  -- ARGV: inc, token, prevLast, prevTat[1..n], cost[1..n], actual[1..n]
-  local isLatest = inc == tonumber(ARGV[a]) and latest(tonumber(ARGV[a + 1]))
+  -- ARGV: inc, token, prevLast, prevTat[1..n], cost[1..n], actual[1..n], deliveryToken
+  -- A refund needs both: nothing placed since (token) and nothing delivered since (deliveryToken).
+  local isLatest = inc == tonumber(ARGV[a]) and latest(tonumber(ARGV[a + 1])) and latestDelivery(tonumber(ARGV[a + 3 + 3 * n]))
   local w = {}
   local refundAll, anyRefund, anyExtra = true, false, false
   for i = 1, n do
@@ -359,6 +478,7 @@ if op == ${Op.SETTLE} then
       if x < c then
         if refundAll then tat[i] = tonumber(ARGV[a + 2 + i])
         else tat[i] = tat[i] - math.ceil(c * per[i]) + math.ceil(x * per[i]) end
+        dlv[i] = dlv[i] - math.ceil(c * per[i]) + math.ceil(x * per[i])
       end
     end
   end
@@ -370,12 +490,16 @@ if op == ${Op.SETTLE} then
         local t = tat[i]
         if v > t then t = v end
         tat[i] = t + math.ceil((x - c) * per[i])
+        local dd = dlv[i]
+        if v > dd then dd = v end
+        dlv[i] = dd + math.ceil((x - c) * per[i])
       end
     end
     if n > 1 and refunded == 0 then w[#w + 1] = 'seq'; w[#w + 1] = seq + 1 end
   end
   if refunded == 1 or anyExtra then
-    for i = 1, n do w[#w + 1] = 't' .. i; w[#w + 1] = tat[i] end
+    for i = 1, n do w[#w + 1] = 't' .. i; w[#w + 1] = tat[i]; w[#w + 1] = 'd' .. i; w[#w + 1] = dlv[i] end
+    if n > 1 then w[#w + 1] = 'dseq'; w[#w + 1] = dseq + 1 end
     redis.call('HSET', key, unpack(w))
   end
   return {refunded}
@@ -398,7 +522,11 @@ if op == ${Op.BACKOFF} then
     local t = tat[i]
     if target > t then t = target end
     w[#w + 1] = 't' .. i; w[#w + 1] = t + 1
+    local dd = dlv[i]
+    if target > dd then dd = target end
+    w[#w + 1] = 'd' .. i; w[#w + 1] = dd + 1
   end
+  if n > 1 then w[#w + 1] = 'dseq'; w[#w + 1] = dseq + 1 end
   redis.call('HSET', key, unpack(w))
   redis.call('HINCRBY', key, 'thr', 1)
   return {newPause, nps + nsh, now, nsh, nps, inc}
@@ -418,7 +546,7 @@ if op == ${Op.STATS} then
       reply[11] = redis.call('ZCOUNT', qkey, above(v), reply[10])
     end
   end
-  for i = 1, n do reply[#reply + 1] = tat[i] end
+  for i = 1, n do reply[#reply + 1] = cmax(i) end
   return reply
 end
 
@@ -426,7 +554,7 @@ if op == ${Op.LEASE} then
   -- One limit. ARGV: wantUs, aheadUs, minUs. Takes the next stretch of the
   -- schedule [base, e) whose last slot (e - tau) is due at most aheadUs from
   -- now. Its token is e (the TAT it writes).
-  local base = tat[1]
+  local base = cmax(1)
   if v > base then base = v end
   local maxEnd = now - sh + tau[1] + tonumber(ARGV[a + 1])
   local len = maxEnd - base
@@ -435,7 +563,8 @@ if op == ${Op.LEASE} then
   local minUs = tonumber(ARGV[a + 2])
   if len < minUs then return {0, base + minUs - maxEnd, now, sh, ps, inc} end
   local e = base + len
-  redis.call('HSET', key, 't1', e)
+  -- The stretch is handed out by the leasing process: committed as delivered now.
+  redis.call('HSET', key, 't1', e, 'd1', e)
   return {1, base, e, now, sh, ps, inc, e, tat[1]}
 end
 
@@ -446,8 +575,8 @@ if op == ${Op.UNLEASE} then
   -- returnTo inside its own leased stretch, never below another's grants.
   if inc ~= tonumber(ARGV[a]) or not latest(tonumber(ARGV[a + 1])) then return {0} end
   local to = tonumber(ARGV[a + 2])
-  if to >= tat[1] then return {0} end
-  redis.call('HSET', key, 't1', to)
+  if to >= tat[1] or dlv[1] ~= tat[1] then return {0} end
+  redis.call('HSET', key, 't1', to, 'd1', to)
   return {1}
 end
 

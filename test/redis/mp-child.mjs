@@ -10,7 +10,7 @@
 // client in the process's main thread, which leases for all its workers).
 //
 // A grant is recorded as numbers:
-//   plain:  [slotUs or -1 (fallback grant), calledUs, returnedUs]
+//   plain:  [slotUs or -1 (fallback grant), calledUs, returnedUs, decidedAtUs (server clock) or -1]
 //   leased: [segmentStartNs, segmentEndNs, decidedAtNs (all − baseNs), calledUs, returnedUs]
 // with calledUs/returnedUs on the wall clock (µs), comparable across processes
 // of one host and with the Redis server's TIME.
@@ -94,7 +94,7 @@ if (isMainThread) {
     try {
       if (plain) {
         const g = await plain.acquire(1, { timeoutMs: 3000 });
-        records.push(g.slotUs ?? -1, calledUs, wallUs());
+        records.push(g.slotUs ?? -1, calledUs, wallUs(), g.decidedAtUs ?? -1);
       } else {
         const g = leased.acquireSync(1, { timeoutMs: 3000 });
         const base = BigInt(cfg.baseNs);

@@ -278,7 +278,7 @@ describe.skipIf(!redisAvailable)('Redis store', () => {
         const limiter = new RedisRateLimiter({ redis: cluster, name: 'cluster', rate: 50, burst: 2 });
         expect(await cluster.call('CLUSTER', 'KEYSLOT', limiter.key)).toBe(await cluster.call('CLUSTER', 'KEYSLOT', `${limiter.key}:q`));
         await limiter.stats();
-        await cluster.hset(limiter.key, 't1', 0);
+        await cluster.hset(limiter.key, 't1', 0, 'd1', 0);
         expect(await limiter.tryAcquire()).toBe(true);
         const statuses: RedisQueueStatus[] = [];
         const grants = await Promise.all([limiter.acquire(), limiter.acquire(1, { onQueued: (s) => statuses.push(s) }), limiter.acquire()]);

@@ -190,6 +190,6 @@ export async function untilFull(limiter: { stats(): Promise<{ available: number;
 export async function makeFull(redis: Redis, limiter: { key: string; limitNames: readonly string[]; stats(): Promise<unknown> }): Promise<void> {
   await limiter.stats(); // creates the state
   const fields: (string | number)[] = [];
-  limiter.limitNames.forEach((_, i) => fields.push(`t${i + 1}`, 0));
+  limiter.limitNames.forEach((_, i) => fields.push(`t${i + 1}`, 0, `d${i + 1}`, 0));
   await redis.hset(limiter.key, ...fields);
 }
