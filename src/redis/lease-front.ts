@@ -12,6 +12,14 @@
  * (see `leased.ts`). Capacity we do not use in time is skipped by max(TAT, v):
  * unused leased slots expire.
  *
+ * Two words, as `state.ts`: TAT is the queue (a waiter's place, FIFO);
+ * DELIVERED is what was handed out. A grant's segment is taken from
+ * DELIVERED at the instant it is handed out — [max(D, v), max(D, v) + charge)
+ * with end − v ≤ τ and end ≤ END, by one CAS — so the segment lies in
+ * [v, v + τ] of its own decision time v even for a waiter that woke late (a
+ * segment taken at placement would lie in the past by its lateness, next to
+ * segments handed out meanwhile).
+ *
  * The clock. v(t) = max(PAUSE, t − OFFSET) maps this process's monotonic
  * clock to the server's virtual time; the owner sets OFFSET from each lease
  * (midpoint of the round trip) and PAUSE from the server's pause start. A
@@ -21,7 +29,8 @@
  * | line | word | name           | written by          | meaning |
  * |------|------|----------------|---------------------|---------|
  * | 0    | 0..7 | config         | owner, once         | MAGIC, VERSION, TOLERANCE_NS, RATE_BITS, BURST, MAX_WAIT_NS, FALLBACK_RATE_BITS, FALLBACK_BURST |
- * | 1    | 16   | TAT            | every grant (CAS)   | theoretical arrival time in the stretch, virtual ns |
+ * | 1    | 16   | TAT            | waiters (CAS)       | the queue: theoretical arrival time of the places taken, virtual ns |
+ * |      | 17   | DELIVERED      | every grant (CAS)   | theoretical arrival time of what was handed out, virtual ns |
  * | 2    | 32   | END            | owner               | end of the leased stretch; no grant's next may exceed it |
  * |      | 33   | OFFSET         | owner, backoff      | v = t − OFFSET (t: process.hrtime.bigint) |
  * |      | 34   | PAUSE          | owner, backoff      | virtual time frozen here during a pause |
@@ -39,12 +48,12 @@ import { bitsFloat, floatBits } from '../layout.js';
 import { Outcome } from '../state.js';
 
 export const LEASE_HANDLE_KIND = 'atomic-pace/redis-lease';
-export const LEASE_LAYOUT_VERSION = 1;
+export const LEASE_LAYOUT_VERSION = 2;
 const MAGIC = 0x6170726c65617365n; // "aprlease"
 
 export const W = {
   MAGIC: 0, VERSION: 1, TOLERANCE_NS: 2, RATE_BITS: 3, BURST: 4, MAX_WAIT_NS: 5, FALLBACK_RATE_BITS: 6, FALLBACK_BURST: 7,
-  TAT: 16,
+  TAT: 16, DELIVERED: 17,
   END: 32, OFFSET: 33, PAUSE: 34, MODE: 35, EPOCH: 36, REFILL_AT: 37, EXHAUSTED_AT: 38,
   PAUSE_WRITER: 48, BACKOFF_REQ: 49, BACKOFF_UNTIL: 50,
   GRANTED: 64, WAITING: 65, STALLS: 66, THROTTLES: 67, LEASES: 68, LEASED_NS: 69,
@@ -147,6 +156,7 @@ export class LeaseFront {
     w[W.FALLBACK_BURST] = BigInt(config.fallbackBurst);
     // Nothing leased yet: every placement is Exhausted until the first install.
     w[W.TAT] = 0n;
+    w[W.DELIVERED] = 0n;
     w[W.END] = 0n;
     w[W.REFILL_AT] = FOREVER;
     w[W.EXHAUSTED_AT] = -1n;
@@ -193,6 +203,7 @@ export class LeaseFront {
     const w = this.words;
     for (;;) {
       const epoch = Atomics.load(w, W.EPOCH);
+      const delivered = Atomics.load(w, W.DELIVERED);
       const tat = Atomics.load(w, W.TAT);
       const mode = Atomics.load(w, W.MODE);
       const offset = Atomics.load(w, W.OFFSET);
@@ -200,9 +211,21 @@ export class LeaseFront {
       const raw = now - offset;
       const v = raw > pause ? raw : pause;
       const p = this.#params(mode);
-      const next = (tat > v ? tat : v) + this.#charge(p, cost);
-      const slot = next - p.toleranceNs;
+      const charge = this.#charge(p, cost);
       const end = Atomics.load(w, W.END);
+      // Handed out now (DELIVERED loop, as state.ts tryTakeSingle): conforms
+      // on what was delivered, passes no waiter, fits in the stretch.
+      const nextD = (delivered > v ? delivered : v) + charge;
+      if (nextD - v <= p.toleranceNs && tat + charge - v <= p.toleranceNs && nextD <= end) {
+        if (Atomics.compareExchange(w, W.DELIVERED, delivered, nextD) !== delivered) continue;
+        Atomics.add(w, W.GRANTED, BigInt(cost));
+        if (nextD >= Atomics.load(w, W.REFILL_AT)) this.#askForMore(true);
+        return { outcome: FrontOutcome.Granted, slot: nextD - p.toleranceNs, next: nextD, prev: delivered, epoch, delayNs: 0n, cost, v, mode };
+      }
+      // Else a place in the queue, after both timelines.
+      const committed = tat > delivered ? tat : delivered;
+      const next = (committed > v ? committed : v) + charge;
+      const slot = next - p.toleranceNs;
       if (next > end) {
         const outcome = mode === Mode.FAILING || mode === Mode.CLOSED ? FrontOutcome.Failed : FrontOutcome.Exhausted;
         return { outcome, slot, next, prev: tat, epoch, delayNs: 0n, cost, v, mode };
@@ -215,9 +238,75 @@ export class LeaseFront {
       if (Atomics.compareExchange(w, W.TAT, tat, next) === tat) {
         Atomics.add(w, W.GRANTED, BigInt(cost));
         if (next >= Atomics.load(w, W.REFILL_AT)) this.#askForMore(true);
-        return { outcome: slot > v ? FrontOutcome.Delayed : FrontOutcome.Granted, slot, next, prev: tat, epoch, delayNs, cost, v, mode };
+        // Due now or later: handed out by deliver() either way.
+        return { outcome: FrontOutcome.Delayed, slot, next, prev: tat, epoch, delayNs, cost, v, mode };
       }
     }
+  }
+
+  /**
+   * Hands a placed waiter out if it may go now: -1n when its epoch ended
+   * (voided: place again), -2n when the stretch ends before its delivery
+   * would (ask for more, then try again), 0n when delivered (its segment in
+   * {@link delivered}), else the real ns to sleep. Due iff slot ≤ v; then,
+   * as state.ts deliver, only if max(D, v) + charge − v ≤ τ: a late waiter
+   * never takes a segment next to ones handed out meanwhile; until it
+   * conforms it holds its place (TAT := max(TAT, its delivery end)).
+   */
+  deliver(now: bigint, placed: FrontPlaced): bigint {
+    const w = this.words;
+    for (;;) {
+      if (Atomics.load(w, W.EPOCH) !== placed.epoch) return -1n;
+      const delivered = Atomics.load(w, W.DELIVERED);
+      const offset = Atomics.load(w, W.OFFSET);
+      const pause = Atomics.load(w, W.PAUSE);
+      const raw = now - offset;
+      const v = raw > pause ? raw : pause;
+      if (placed.slot > v) return placed.slot + offset - now; // > 0: slot > v ≥ now − offset
+      const p = this.#params(placed.mode);
+      const nextD = (delivered > v ? delivered : v) + this.#charge(p, placed.cost);
+      if (nextD > Atomics.load(w, W.END)) return -2n;
+      const conformsAt = nextD - p.toleranceNs;
+      if (conformsAt > v) {
+        for (;;) {
+          const tat = Atomics.load(w, W.TAT);
+          if (tat >= nextD || Atomics.compareExchange(w, W.TAT, tat, nextD) === tat) break;
+        }
+        return conformsAt + offset - now;
+      }
+      if (Atomics.compareExchange(w, W.DELIVERED, delivered, nextD) === delivered) {
+        this.dueAtV = v;
+        this.delivered = [nextD - this.#charge(p, placed.cost), nextD];
+        if (nextD >= Atomics.load(w, W.REFILL_AT)) this.#askForMore(true);
+        return 0n;
+      }
+    }
+  }
+
+  /** The segment of this thread's latest {@link deliver} that returned 0n. */
+  delivered: [bigint, bigint] = [0n, 0n];
+
+  /**
+   * Applies `move` to DELIVERED, then TAT, each by CAS (the owner's installs,
+   * mode changes and close move both timelines alike). `move` must never
+   * lower a value below what was handed out in the same regime.
+   */
+  moveTimelines(move: (value: bigint, which: 'delivered' | 'tat') => bigint): void {
+    const w = this.words;
+    for (const [index, which] of [[W.DELIVERED, 'delivered'], [W.TAT, 'tat']] as const) {
+      for (;;) {
+        const value = Atomics.load(w, index);
+        const next = move(value, which);
+        if (next === value || Atomics.compareExchange(w, index, value, next) === value) break;
+      }
+    }
+  }
+
+  /** max(TAT, DELIVERED): how far this process's stretch is spoken for. */
+  committed(): bigint {
+    const tat = Atomics.load(this.words, W.TAT);
+    const delivered = Atomics.load(this.words, W.DELIVERED);
+    return tat > delivered ? tat : delivered;
   }
 
   /**
@@ -240,9 +329,9 @@ export class LeaseFront {
     return 0n;
   }
 
-  /** Gives back a placement not yet due, if it is still the latest (TAT unchanged since): one CAS. */
-  cancel(now: bigint, placed: FrontPlaced): boolean {
-    if (this.remainingNs(now, placed) === 0n) return false;
+  /** Gives back a waiter's place, if it is still the latest (TAT unchanged since): one CAS. */
+  cancel(_now: bigint, placed: FrontPlaced): boolean {
+    // A waiter not handed out (deliver() never returned 0n for it): its place may go back.
     if (Atomics.compareExchange(this.words, W.TAT, placed.next, placed.prev) !== placed.next) return false;
     Atomics.sub(this.words, W.GRANTED, BigInt(placed.cost));
     return true;
@@ -292,11 +381,8 @@ export class LeaseFront {
     }
     const p = this.#params(Atomics.load(w, W.MODE));
     const target = pauseStart + p.toleranceNs - p.unitNs;
-    for (;;) {
-      const tat = Atomics.load(w, W.TAT);
-      const next = (tat > target ? tat : target) + 1n;
-      if (Atomics.compareExchange(w, W.TAT, tat, next) === tat) break;
-    }
+    // Drain both timelines; the +1 always changes DELIVERED, so a grant on the old mapping fails its CAS.
+    this.moveTimelines((x) => (x > target ? x : target) + 1n);
     for (;;) {
       const seen = Atomics.load(w, W.BACKOFF_UNTIL);
       if (seen >= untilNs || Atomics.compareExchange(w, W.BACKOFF_UNTIL, seen, untilNs) === seen) break;
@@ -334,7 +420,7 @@ export class LeaseFront {
     const mode = Atomics.load(w, W.MODE);
     const p = this.#params(mode);
     const v = this.virtualNow(now);
-    const tat = Atomics.load(w, W.TAT);
+    const tat = this.committed();
     const from = tat > v ? tat : v;
     const end = Atomics.load(w, W.END);
     const limit = v + p.toleranceNs < end ? v + p.toleranceNs : end;

@@ -11,11 +11,14 @@
  * the one schedule, pairwise disjoint, where v is its decision time. So the
  * grants decided within any window [a, a + L] fit in [a, a + L + τ]:
  * charges ≤ τ + L, i.e. cost ≤ burst + rate × L — provided each process's v
- * is the server's. It is this process's clock mapped to the server's at each
- * lease, with the midpoint of the round trip: off by at most half a round
- * trip (plus clock drift since the lease, ppm of leaseAheadMs), which bounds
- * the excess by rate × RTT/2 in any window across hosts. On one host (or with
- * RTT/2 ≪ 1/rate) the bound is the plain GCRA one.
+ * is never ahead of the server's. It is this process's clock mapped to the
+ * server's from the lease round trips (see #offsetFrom): the server read its
+ * clock between our send and our receipt, so local − server ≤ received −
+ * TIME; the smallest such bound of recent round trips is used. A stretched
+ * round trip can only make the mapping later, never earlier: grants are late
+ * by at most the fastest recent round trip, never early, on any host — as
+ * long as both clocks run at the same rate (an allowance of 100 ppm of a
+ * sample's age is added) and the server's clock is not stepped backwards.
  *
  * What leasing trades. A backoff reported by another process reaches this
  * one at its next lease: within `leaseAheadMs` (the stretch's last slot is
@@ -265,10 +268,27 @@ export class LeasedLimiterView {
       front.countWaiting(1n);
       try {
         for (;;) {
+          const deliveryGen = front.generation();
           now = clock();
-          const remaining = front.remainingNs(now, placed);
+          const remaining = front.deliver(now, placed);
           if (remaining === -1n) break; // voided: place again
-          if (remaining === 0n) return this.#grant(placed, start, now);
+          if (remaining === 0n) return this.#grant(placed, start, now, true);
+          if (remaining === -2n) {
+            // The stretch ends before this delivery would: wait for the next lease, then try again.
+            front.demand(placed);
+            const leftWaitNs = limitNs < 0n ? -1n : limitNs - (now - start);
+            if (limitNs >= 0n && leftWaitNs < 0n) {
+              front.cancel(now, placed);
+              throw new WaitTimeoutError(Number(limitNs) / 1e6, Number(now - start) / 1e6);
+            }
+            try {
+              yield { gen: deliveryGen, ns: leftWaitNs < 0n || leftWaitNs > 1_000_000_000n ? 1_000_000_000n : leftWaitNs + 1n };
+            } catch (reason) {
+              front.cancel(clock(), placed);
+              throw reason;
+            }
+            continue;
+          }
           if (limitNs >= 0n && now + remaining - start > limitNs) {
             front.cancel(now, placed);
             throw new WaitTimeoutError(Number(limitNs) / 1e6, Number(now + remaining - start) / 1e6);
@@ -286,13 +306,14 @@ export class LeasedLimiterView {
     }
   }
 
-  #grant(placed: FrontPlaced, start: bigint, now: bigint): LeasedGrant {
+  /** `delivered`: a waiter handed out by `front.deliver` (its segment and decision time are the front's last delivery in this thread). */
+  #grant(placed: FrontPlaced, start: bigint, now: bigint, delivered = false): LeasedGrant {
     const from = placed.prev > placed.v ? placed.prev : placed.v;
     return {
       cost: placed.cost,
       waitedMs: Number(now - start) / 1e6,
-      segment: [from, placed.next],
-      decidedAtNs: placed.outcome === FrontOutcome.Granted ? placed.v : this.front.dueAtV,
+      segment: delivered ? [this.front.delivered[0], this.front.delivered[1]] : [from, placed.next],
+      decidedAtNs: delivered ? this.front.dueAtV : placed.v,
       source: placed.mode === Mode.FALLBACK ? 'fallback' : 'lease',
     };
   }
@@ -382,6 +403,8 @@ export class LeasedRateLimiter extends LeasedLimiterView {
   #grantedAtLastLease = 0n;
   /** Lease round trip, ns (moving average). */
   #rttNs = 0n;
+  /** Recent clock samples: bound = received − server TIME (ns), an upper bound of (local − server) when taken. */
+  readonly #clockSamples: { boundNs: bigint; atNs: bigint }[] = [];
   #closed = false;
   readonly #loopDone: Promise<void>;
 
@@ -455,13 +478,13 @@ export class LeasedRateLimiter extends LeasedLimiterView {
     this.#closed = true;
     const w = this.front.words;
     Atomics.store(w, W.MODE, Mode.CLOSED);
-    // Take what is left of the stretch away from the threads: TAT := END.
-    let used: bigint;
-    for (;;) {
-      used = Atomics.load(w, W.TAT);
-      const end = Atomics.load(w, W.END);
-      if (used >= end || Atomics.compareExchange(w, W.TAT, used, end) === used) break;
-    }
+    // Take what is left of the stretch away from the threads: both timelines := END.
+    const end = Atomics.load(w, W.END);
+    let used = 0n;
+    this.front.moveTimelines((x) => {
+      if (x > used) used = x;
+      return x >= end ? x : end;
+    });
     Atomics.add(this.front.i32, I32.GEN, 1);
     Atomics.notify(this.front.i32, I32.GEN);
     Atomics.notify(this.front.i32, I32.DEMAND);
@@ -539,6 +562,31 @@ export class LeasedRateLimiter extends LeasedLimiterView {
     return seen;
   }
 
+  /**
+   * OFFSET (local ns − server virtual ns) that is never too small, so the
+   * front's v(t) = t − OFFSET is never ahead of the server's virtual time:
+   * a grant handed out here is never early, on any host, however a round
+   * trip was stretched. The server read TIME after this process sent and
+   * before it received the reply, so local − server ≤ received − TIME at
+   * that moment. The tightest of the recent samples (the fastest round
+   * trip's) is used, each aged by 100 ppm of its age (clock-rate drift
+   * between hosts); a slow round trip only adds a loose sample. Grants are
+   * late by at most that round trip (plus the drift allowance), never early.
+   */
+  #offsetFrom(received: bigint, serverNowUs: number, shiftUs: number): bigint {
+    const samples = this.#clockSamples;
+    samples.push({ boundNs: received - BigInt(serverNowUs) * 1000n, atNs: received });
+    if (samples.length > 64) samples.shift();
+    let best = 0n;
+    let first = true;
+    for (const sample of samples) {
+      const bound = sample.boundNs + (received - sample.atNs) / 10_000n;
+      if (first || bound < best) best = bound;
+      first = false;
+    }
+    return best + BigInt(shiftUs) * 1000n;
+  }
+
   /** Leases the next stretch; installs it now if contiguous or the current one is done, else keeps it pending. */
   async #takeLease(): Promise<void> {
     const w = this.front.words;
@@ -563,7 +611,7 @@ export class LeasedRateLimiter extends LeasedLimiterView {
     this.#downUntilMs = 0;
     const serverNow = reply[3]!;
     const shift = reply[4]!;
-    const offset = (sent + received) / 2n - BigInt(serverNow - shift) * 1000n;
+    const offset = this.#offsetFrom(received, serverNow, shift);
     if (reply[0] === 1 && Atomics.load(w, W.BACKOFF_REQ) !== req) {
       // A local pause arrived meanwhile: forward it first; this stretch is lost.
       this.#latest = { inc: reply[6]!, token: reply[7]!, end: reply[2]!, prevTat: reply[8]!, installed: false, continues: false };
@@ -639,14 +687,11 @@ export class LeasedRateLimiter extends LeasedLimiterView {
     const contiguous = !newRegime && baseNs === oldEnd;
     this.#publishMapping(offset, pauseStart, serverNow);
     Atomics.store(w, W.MODE, Mode.LEASING);
-    for (;;) {
-      const tat = Atomics.load(w, W.TAT);
-      let next: bigint;
-      if (newRegime) next = tat === baseNs ? baseNs + 1n : baseNs; // always a change: stale CAS fail
-      else if (contiguous) next = tat; // keep what is left of the stretch
-      else next = tat > baseNs ? tat : baseNs; // skip the gap others were placed in
-      if (next === tat || Atomics.compareExchange(w, W.TAT, tat, next) === tat) break;
-    }
+    this.front.moveTimelines((tat) => {
+      if (newRegime) return tat === baseNs ? baseNs + 1n : baseNs; // always a change: stale CAS fail
+      if (contiguous) return tat; // keep what is left of the stretch
+      return tat > baseNs ? tat : baseNs; // skip the gap others were placed in
+    });
     if (newRegime) Atomics.add(w, W.EPOCH, 1n);
     Atomics.store(w, W.EXHAUSTED_AT, -1n);
     Atomics.store(w, W.END, endNs);
@@ -664,14 +709,11 @@ export class LeasedRateLimiter extends LeasedLimiterView {
     const w = this.front.words;
     this.#publishMapping(offset, pauseStart, serverNow);
     Atomics.store(w, W.MODE, Mode.LEASING);
-    for (;;) {
-      const tat = Atomics.load(w, W.TAT);
-      if (Atomics.compareExchange(w, W.TAT, tat, tat + 1n) === tat) {
-        Atomics.add(w, W.EPOCH, 1n);
-        Atomics.store(w, W.END, tat + 1n);
-        break;
-      }
-    }
+    // Nothing grantable: both timelines move past the old values, END at their maximum.
+    const top = this.front.committed() + 1n;
+    this.front.moveTimelines((x) => (x > top ? x + 1n : top));
+    Atomics.add(w, W.EPOCH, 1n);
+    Atomics.store(w, W.END, this.front.committed());
     Atomics.store(w, W.REFILL_AT, FOREVER);
     this.#inc = inc;
     this.#bumpGeneration();
@@ -709,7 +751,7 @@ export class LeasedRateLimiter extends LeasedLimiterView {
       this.#forwarded = req;
       const [, , serverNow, shift, pauseStart, inc] = reply as [number, number, number, number, number, number];
       if (inc === this.#inc && Atomics.load(w, W.MODE) === Mode.LEASING) {
-        this.#publishMapping((sent + received) / 2n - BigInt(serverNow - shift) * 1000n, pauseStart, serverNow);
+        this.#publishMapping(this.#offsetFrom(received, serverNow, shift), pauseStart, serverNow);
         this.#bumpGeneration();
       }
     } catch (error) {
@@ -736,11 +778,7 @@ export class LeasedRateLimiter extends LeasedLimiterView {
       Atomics.store(w, W.MODE, Mode.FALLBACK);
       // A fresh local schedule at the fallback rate, from now.
       const v = this.front.virtualNow(clock());
-      for (;;) {
-        const tat = Atomics.load(w, W.TAT);
-        const next = (tat > v ? tat : v) + 1n;
-        if (Atomics.compareExchange(w, W.TAT, tat, next) === tat) break;
-      }
+      this.front.moveTimelines((tat) => (tat > v ? tat : v) + 1n);
       Atomics.add(w, W.EPOCH, 1n);
       Atomics.store(w, W.END, FOREVER);
       Atomics.store(w, W.REFILL_AT, FOREVER);
@@ -753,8 +791,8 @@ export class LeasedRateLimiter extends LeasedLimiterView {
   /** The current stretch can not serve a request any more: used up, too short for a waiting request, or past. */
   #stretchDone(): boolean {
     const w = this.front.words;
-    const tat = Atomics.load(w, W.TAT);
-    if (Atomics.load(w, W.EXHAUSTED_AT) === tat) return true;
+    const tat = this.front.committed();
+    if (Atomics.load(w, W.EXHAUSTED_AT) === Atomics.load(w, W.TAT)) return true;
     const v = this.front.virtualNow(clock());
     return Atomics.load(w, W.END) - (tat > v ? tat : v) < this.#unitNs;
   }

@@ -18,6 +18,7 @@ import {
   RedisUnavailableError,
   type LeaseHandle,
 } from '../../src/redis/index.js';
+import { Op } from '../../src/redis/script.js';
 import { countsAt, earlyGrants, leaseRecords, overlaps, uncontained, windowViolation, type LeaseRecord } from './support/checks.js';
 import { makeFull, redisAvailable, RedisServer } from './support/redis-server.js';
 
@@ -71,6 +72,49 @@ describe.skipIf(!redisAvailable)('leased slots', () => {
     redis?.disconnect();
     other?.disconnect();
     await server?.stop();
+  });
+
+  it('a stretched round trip never makes a grant early: the clock mapping trusts only what causality proves', async () => {
+    // Every other LEASE request is held 100–400 ms before it reaches Redis,
+    // so the server reads its clock long after this process sent it (a
+    // mapping from the round trip's midpoint would then run ahead).
+    let leases = 0;
+    const delaying = {
+      evalsha: async (...args: Parameters<Redis['evalsha']>) => {
+        if (String(args[4]) === String(Op.LEASE) && ++leases % 2 === 0) await sleep(100 + Math.random() * 300);
+        return redis.evalsha(...args);
+      },
+      eval: (...args: Parameters<Redis['eval']>) => redis.eval(...args),
+    };
+    const name = `lease-${++counter}`;
+    const limiter = new LeasedRateLimiter({ redis: delaying, name, rate: 500, burst: 2, leaseAheadMs: 100 });
+    open.push(limiter);
+    await makeFull(redis, limiter.redis);
+    // This test's own bound on the server's clock: at local t it reads at
+    // most t + min(TIME − sent) over fast round trips of its own.
+    const upperBound = async (): Promise<bigint> => {
+      let best: bigint | null = null;
+      for (let i = 0; i < 30; i++) {
+        const sent = process.hrtime.bigint();
+        const [sec, usec] = (await other.time()) as [number | string, number | string];
+        const serverNs = (BigInt(sec) * 1_000_000n + BigInt(usec)) * 1000n;
+        if (best === null || serverNs - sent < best) best = serverNs - sent;
+      }
+      return best!;
+    };
+    const before = await upperBound();
+    const baseNs = await serverBaseNs();
+    const results = await runWorkers(limiter.handle, 3, { durationMs: 1500, baseNs });
+    const after = await upperBound();
+    const ub = before < after ? before : after;
+    const records = results.flatMap((r, i) => leaseRecords(r.records, i));
+    // decided: the server's virtual ns (no backoff here, so its real ns) the
+    // front decided at; it must not lie after the server's clock when the
+    // call returned.
+    const early = records.filter((r) => r.decided + baseNs > r.returned + ub);
+    expect(early.length).toBe(0);
+    expect(records.length).toBeGreaterThan(100);
+    expect(leases).toBeGreaterThan(3);
   });
 
   it('4 threads + a plain Redis caller share one limit: stretches never overlap, no grant is early, the window holds', async () => {
