@@ -27,7 +27,7 @@ import {
 } from './options.js';
 import { Permits, type PermitToken } from './permits.js';
 import { runWithRetry, type RetryOptions } from './retry.js';
-import { LimiterState, NOT_GRANTED, Outcome, type Placed } from './state.js';
+import { LimiterState, Outcome, type Placed } from './state.js';
 import { SPIN_NS, sleepAsync, sleepSync, sleepUntilPrecise, sleepUntilSync, spinUntil, waitForChange } from './wait.js';
 
 export type { LimiterHandle } from './handle.js';
@@ -215,7 +215,7 @@ export class RateLimiter {
 
   /** Grants `cost` now if it conforms in every limit, else returns false. Never waits, never queues; takes no concurrency permit. */
   tryAcquire(cost: Cost = 1): boolean {
-    if (cost === 1 && this.#single) return this.#state.tryTakeSingle(this.#clock(), 1) !== NOT_GRANTED;
+    if (cost === 1 && this.#single) return this.#state.tryTakeSingle(this.#clock(), 1);
     return this.#state.tryTake(this.#clock(), resolveCosts(cost, this.#limits));
   }
 

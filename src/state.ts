@@ -74,9 +74,6 @@ export const Outcome = {
 } as const;
 export type Outcome = (typeof Outcome)[keyof typeof Outcome];
 
-/** `tryTakeSingle`'s answer when nothing was granted (no DELIVERED value is ever this low). */
-export const NOT_GRANTED = -(1n << 63n);
-
 /**
  * One request's place on the schedule and, once delivered, on the delivered
  * timeline. Mutable: a waiter that holds its place while the deliveries
@@ -110,6 +107,8 @@ export interface Placed {
   deliveredNexts: bigint[] | null;
   /** MULTI_DSEQ after its delivery (several limits), else -1n. */
   dseq: bigint;
+  /** One limit: counted in QUEUED (placed, not yet handed out or given back). */
+  queued: boolean;
 }
 
 /** One limit, as this thread sees it. */
@@ -146,7 +145,7 @@ const DELIVERED = LimitWord.DELIVERED;
 function placedAt(outcome: Outcome, costs: readonly number[], slot: bigint, delayNs: bigint, intervals: readonly bigint[]): Placed {
   return {
     outcome, costs, slot, delayNs, fullLimit: -1, intervals,
-    scheduleNexts: null, prevs: [], prevLastSlot: 0n, seq: -1n, deliveredNexts: null, dseq: -1n,
+    scheduleNexts: null, prevs: [], prevLastSlot: 0n, seq: -1n, deliveredNexts: null, dseq: -1n, queued: false,
   };
 }
 
@@ -161,6 +160,8 @@ export class LimiterState {
   private cachedIntervalNs: bigint;
   private cachedToleranceNs: bigint;
   private readonly base0: number;
+  /** Int32 index of limit 0's QUEUED counter. */
+  private readonly queued0: number;
   private readonly granted0: number;
   private readonly burst0: bigint;
 
@@ -181,10 +182,17 @@ export class LimiterState {
     }));
     this.multi = this.limits.length > 1;
     this.base0 = limitBase(0);
+    this.queued0 = (this.base0 + LimitWord.QUEUED) * 2;
     this.granted0 = this.limits[0]!.granted;
     this.burst0 = config.limits[0]!.burst;
     this.cachedIntervalNs = Atomics.load(this.words, this.base0 + LimitWord.INTERVAL_NS);
     this.cachedToleranceNs = this.burst0 * this.cachedIntervalNs;
+  }
+
+  /** The DELIVERED value written by this thread's latest successful {@link tryTakeSingle} (a typed slot: storing a BigInt there allocates nothing). */
+  readonly #lastDelivered = new BigInt64Array(1);
+  get lastDelivered(): bigint {
+    return this.#lastDelivered[0]!;
   }
 
   /** Cost granted by limit `i` so far: the sum of its counter stripes. */
@@ -212,9 +220,11 @@ export class LimiterState {
   /**
    * One limit, delivered now or not at all; never queues. The hot path: a
    * load of the read-mostly SHIFT_NS, then two loads and one CAS on the
-   * limit's line. Returns the DELIVERED value written, or NOT_GRANTED.
+   * limit's line. Returns whether it was granted; the DELIVERED value it
+   * wrote is left in {@link lastDelivered} (a boolean result keeps the hot
+   * path free of BigInt comparisons, which V8 does not inline).
    */
-  tryTakeSingle(now: bigint, cost: number): bigint {
+  tryTakeSingle(now: bigint, cost: number): boolean {
     const w = this.words;
     const base = this.base0;
     // A fixed-rate limit's interval never changes: skip the shared load.
@@ -240,30 +250,40 @@ export class LimiterState {
     // as the clamped max(PAUSE_START, v) would.
     for (;;) {
       const delivered = Atomics.load(w, base + DELIVERED);
-      const scheduled = Atomics.load(w, base);
       const v = now - Atomics.load(w, Word.SHIFT_NS);
       const next = (delivered > v ? delivered : v) + costNs;
-      if (next - v > toleranceNs || scheduled + costNs - v > toleranceNs) return NOT_GRANTED;
+      if (next - v > toleranceNs) return false;
+      // The queue (TAT) matters only while someone waits in it: a plain
+      // Int32 read (no BigInt made, no fence) skips it otherwise. It may be
+      // stale; then a waiter placed an instant ago is passed once — a FIFO
+      // nuance, never an over-grant: safety rests on the DELIVERED CAS.
+      if (this.i32[this.queued0] !== 0 && Atomics.load(w, base) + costNs - v > toleranceNs) return false;
       if (Atomics.compareExchange(w, base + DELIVERED, delivered, next) === delivered) {
         Atomics.add(w, this.granted0, cost === 1 ? 1n : BigInt(cost));
-        return next;
+        this.#lastDelivered[0] = next;
+        return true;
       }
     }
   }
 
   /**
-   * Takes a place in the queue (TAT) for a waiter; refusals return before any
-   * write. The place starts after both timelines: base = max(TAT, DELIVERED, v).
+   * Takes a place after both timelines (base = max(TAT, DELIVERED, v)) and
+   * publishes it on one word: TAT for a waiter (the queue: it is handed out
+   * later, by deliver), DELIVERED for a reservation (handed out by its
+   * caller at its slot, so committed now). Refusals return before any write.
    */
-  private placeSingle(now: bigint, cost: number, maxDelayNs: bigint): Placed {
+  private placeSingle(now: bigint, cost: number, maxDelayNs: bigint, word: typeof TAT | typeof DELIVERED = TAT): Placed {
     const w = this.words;
     const limit = this.limits[0]!;
     const intervalNs = Atomics.load(w, limit.base + LimitWord.INTERVAL_NS);
     const toleranceNs = limit.burst * intervalNs;
     const costNs = BigInt(cost) * intervalNs;
     const maxQueueNs = limit.maxQueue < 0n ? -1n : limit.maxQueue * intervalNs;
-    // TAT loop: TAT only grows, except by the undo of the latest placement.
-    // A failed CAS means another placement (or a drain) moved it: recompute.
+    // A waiter counts itself in QUEUED before it takes its place (see tryTakeSingle).
+    if (word === TAT) Atomics.add(this.i32, this.queued0, 1);
+    // TAT (or DELIVERED) loop: the word only grows, except by the undo of the
+    // latest placement. A failed CAS means another placement, delivery or a
+    // drain moved it: recompute.
     for (;;) {
       const tat = Atomics.load(w, limit.base);
       const delivered = Atomics.load(w, limit.base + DELIVERED);
@@ -277,12 +297,21 @@ export class LimiterState {
       const delayNs = slot + shift - now;
       if (slot > v) {
         const refusal = this.refusal(slot - v, delayNs, maxDelayNs, maxQueueNs, 0, [cost], slot);
-        if (refusal !== null) return refusal;
+        if (refusal !== null) {
+          if (word === TAT) Atomics.sub(this.i32, this.queued0, 1);
+          return refusal;
+        }
       }
-      if (Atomics.compareExchange(w, limit.base, tat, next) === tat) {
+      const seen = word === TAT ? tat : delivered;
+      if (Atomics.compareExchange(w, limit.base + word, seen, next) === seen) {
         Atomics.add(w, limit.granted, BigInt(cost));
         const placed = placedAt(slot > v ? Outcome.Delayed : Outcome.Granted, [cost], slot, delayNs, [intervalNs]);
-        placed.scheduleNexts = [next];
+        if (word === TAT) {
+          placed.scheduleNexts = [next];
+          placed.queued = true;
+        } else {
+          placed.deliveredNexts = [next];
+        }
         return placed;
       }
     }
@@ -335,6 +364,7 @@ export class LimiterState {
       }
       if (Atomics.compareExchange(w, base + DELIVERED, delivered, next) === delivered) {
         placed.deliveredNexts = [next];
+        this.leaveQueue(placed);
         return 0n;
       }
     }
@@ -418,7 +448,7 @@ export class LimiterState {
       return {
         outcome: g > v ? Outcome.Delayed : Outcome.Granted,
         costs, slot: g, delayNs, fullLimit: -1, intervals,
-        scheduleNexts: nexts, prevs: tats, prevLastSlot, seq, deliveredNexts: null, dseq: -1n,
+        scheduleNexts: nexts, prevs: tats, prevLastSlot, seq, deliveredNexts: null, dseq: -1n, queued: false,
       };
     } finally {
       this.unlock();
@@ -440,10 +470,12 @@ export class LimiterState {
       const pauseStart = Atomics.load(w, Word.PAUSE_START);
       const rawV = now - shift;
       const v = rawV > pauseStart ? rawV : pauseStart;
-      if (Atomics.load(w, Word.LAST_SLOT) > v) return null;
+      // Its slot, as a placement's: the joint earliest instant at which every
+      // limit conforms, never before LAST_SLOT (FIFO: not before a waiter).
+      let slot = Atomics.load(w, Word.LAST_SLOT);
+      if (slot > v) return null;
       const nexts: bigint[] = new Array(n);
       const intervals: bigint[] = new Array(n);
-      let slot = v;
       for (let i = 0; i < n; i++) {
         const limit = this.limits[i]!;
         const intervalNs = Atomics.load(w, limit.base + LimitWord.INTERVAL_NS);
@@ -453,7 +485,7 @@ export class LimiterState {
         intervals[i] = intervalNs;
         nexts[i] = (delivered > v ? delivered : v) + costNs;
         if (nexts[i]! - v > toleranceNs || Atomics.load(w, limit.base) + costNs - v > toleranceNs) return null;
-        if (costs[i]! > 0 && nexts[i]! - toleranceNs < slot) slot = nexts[i]! - toleranceNs;
+        if (costs[i]! > 0 && nexts[i]! - toleranceNs > slot) slot = nexts[i]! - toleranceNs;
       }
       for (let i = 0; i < n; i++) {
         if (costs[i]! === 0) continue;
@@ -517,15 +549,15 @@ export class LimiterState {
 
   /** Delivers at once or not at all; never queues. */
   tryTake(now: bigint, costs: readonly number[]): boolean {
-    if (!this.multi) return this.tryTakeSingle(now, costs[0]!) !== NOT_GRANTED;
+    if (!this.multi) return this.tryTakeSingle(now, costs[0]!);
     return this.takeMulti(now, costs) !== null;
   }
 
   /** As {@link tryTake}, returning the delivered placement (for a Grant), or null. */
   takeNow(now: bigint, costs: readonly number[]): Placed | null {
     if (this.multi) return this.takeMulti(now, costs);
-    const next = this.tryTakeSingle(now, costs[0]!);
-    if (next === NOT_GRANTED) return null;
+    if (!this.tryTakeSingle(now, costs[0]!)) return null;
+    const next = this.lastDelivered;
     const intervalNs = this.intervalNs(0);
     const slot = next - this.limits[0]!.burst * intervalNs;
     const placed = placedAt(Outcome.Granted, costs, slot, 0n, [intervalNs]);
@@ -558,37 +590,7 @@ export class LimiterState {
       this.commitMulti(placed);
       return placed;
     }
-    const w = this.words;
-    const limit = this.limits[0]!;
-    const base = limit.base;
-    const cost = costs[0]!;
-    const intervalNs = Atomics.load(w, base + LimitWord.INTERVAL_NS);
-    const toleranceNs = limit.burst * intervalNs;
-    const costNs = BigInt(cost) * intervalNs;
-    const maxQueueNs = limit.maxQueue < 0n ? -1n : limit.maxQueue * intervalNs;
-    // DELIVERED loop, as a placement but on the delivered timeline.
-    for (;;) {
-      const delivered = Atomics.load(w, base + DELIVERED);
-      const tat = Atomics.load(w, base);
-      const shift = Atomics.load(w, Word.SHIFT_NS);
-      const pauseStart = Atomics.load(w, Word.PAUSE_START);
-      const rawV = now - shift;
-      const v = rawV > pauseStart ? rawV : pauseStart;
-      const committed = tat > delivered ? tat : delivered;
-      const next = (committed > v ? committed : v) + costNs;
-      const slot = next - toleranceNs;
-      const delayNs = slot + shift - now;
-      if (slot > v) {
-        const refusal = this.refusal(slot - v, delayNs, maxDelayNs, maxQueueNs, 0, costs, slot);
-        if (refusal !== null) return refusal;
-      }
-      if (Atomics.compareExchange(w, base + DELIVERED, delivered, next) === delivered) {
-        Atomics.add(w, limit.granted, BigInt(cost));
-        const placed = placedAt(slot > v ? Outcome.Delayed : Outcome.Granted, costs, slot, delayNs, [intervalNs]);
-        placed.deliveredNexts = [next];
-        return placed;
-      }
-    }
+    return this.placeSingle(now, costs[0]!, maxDelayNs, DELIVERED);
   }
 
   /** Commits a multi-limit reservation's delivery at its slot (under the lock). */
@@ -668,7 +670,15 @@ export class LimiterState {
       return this.undo(placed, placed.costs);
     }
     Atomics.add(this.words, Word.CANCELLED_COUNT, 1n);
+    this.leaveQueue(placed);
     return this.undoPlace(placed, placed.costs);
+  }
+
+  /** A waiter is out of the queue (handed out or given back): once per waiter. */
+  private leaveQueue(placed: Placed): void {
+    if (!placed.queued) return;
+    placed.queued = false;
+    Atomics.sub(this.i32, this.queued0, 1);
   }
 
   /**
@@ -764,7 +774,10 @@ export class LimiterState {
    */
   giveBack(placed: Placed): void {
     if (placed.deliveredNexts !== null) this.undo(placed, placed.costs);
-    else this.undoPlace(placed, placed.costs);
+    else {
+      this.leaveQueue(placed);
+      this.undoPlace(placed, placed.costs);
+    }
   }
 
   /**
