@@ -13,6 +13,9 @@ import { LimitWord, Word, createShared, type SharedViews, type StoredConfig } fr
 import {
   checkMs,
   MAX_BACKOFF_MS,
+  checkSignal,
+  optionsArgument,
+  ownValue,
   resolveCosts,
   resolveFinalWaitNs,
   resolveOptions,
@@ -198,7 +201,8 @@ export class RateLimiter {
    * this version of atomic-pace (wrong type, size, magic, version or a
    * corrupted configuration).
    */
-  static attach(handle: LimiterHandle, options: AttachOptions = {}): RateLimiter {
+  static attach(handle: LimiterHandle, attachOptions?: AttachOptions): RateLimiter {
+    const options = optionsArgument(attachOptions);
     const opened = openHandle(handle);
     if (options.clock !== undefined && typeof options.clock !== 'function') {
       throw new InvalidOptionError('clock', options.clock, 'a function returning bigint nanoseconds');
@@ -228,10 +232,12 @@ export class RateLimiter {
    * reached, and with `signal.reason` on abort (the slot is given back where
    * no later grant depends on it). Keeps the event loop alive while waiting.
    */
-  acquire(cost: Cost = 1, options: AcquireOptions = {}): Promise<Grant> {
+  acquire(cost: Cost = 1, acquireOptions?: AcquireOptions): Promise<Grant> {
     try {
+      const options = optionsArgument(acquireOptions);
       const costs = resolveCosts(cost, this.#limits);
-      const { signal, onQueued } = options;
+      const signal = checkSignal(options.signal);
+      const { onQueued } = options;
       const limit = this.#waitLimit(options.timeoutMs);
       if (signal?.aborted) return Promise.reject(signal.reason);
       if (onQueued !== undefined && typeof onQueued !== 'function') {
@@ -254,7 +260,8 @@ export class RateLimiter {
    * (a real sleep, no spinning). For worker threads and scripts; errors are
    * thrown.
    */
-  acquireSync(cost: Cost = 1, options: AcquireSyncOptions = {}): Grant {
+  acquireSync(cost: Cost = 1, syncOptions?: AcquireSyncOptions): Grant {
+    const options = optionsArgument(syncOptions);
     const costs = resolveCosts(cost, this.#limits);
     const limit = this.#waitLimit(options.timeoutMs);
     const start = this.#clock();
@@ -279,7 +286,8 @@ export class RateLimiter {
    * holds nothing) when the delay would exceed `timeoutMs`/`maxWaitMs` or a
    * queue is full. Takes no concurrency permit.
    */
-  reserve(cost: Cost = 1, options: ReserveOptions = {}): Reservation {
+  reserve(cost: Cost = 1, reserveOptions?: ReserveOptions): Reservation {
+    const options = optionsArgument(reserveOptions);
     const costs = resolveCosts(cost, this.#limits);
     const limit = this.#waitLimit(options.timeoutMs);
     const placed = this.#state.reserve(this.#clock(), costs, limit.ns);
@@ -313,7 +321,8 @@ export class RateLimiter {
    * the latest end; a shorter one never shortens it. Grants already made
    * (in flight) can not be recalled.
    */
-  backoff(options: BackoffOptions = {}): void {
+  backoff(backoffOptions?: BackoffOptions): void {
+    const options = optionsArgument(backoffOptions);
     const retryAfterMs = options.retryAfterMs === undefined
       ? 1000
       : checkMs('retryAfterMs', options.retryAfterMs, MAX_BACKOFF_MS, false);
@@ -545,7 +554,7 @@ export class RateLimiter {
       if (!Number.isInteger(actual) || actual < 0) throw new InvalidOptionError('actual', actual, 'an integer ≥ 0');
       return [actual];
     }
-    if (typeof actual !== 'object' || actual === null) {
+    if (typeof actual !== 'object' || actual === null || Array.isArray(actual)) {
       throw new InvalidOptionError('actual', actual, 'an object of actual costs per limit');
     }
     const named = actual as Record<string, unknown>;
@@ -553,7 +562,7 @@ export class RateLimiter {
       if (!this.#limits.some((l) => l.name === key)) throw new InvalidOptionError('actual', key, `costs named after the limits (${this.limitNames.join(', ')})`);
     }
     return this.#limits.map((l, i) => {
-      const value = named[l.name];
+      const value = ownValue(named, l.name);
       if (value === undefined) return granted[i]!;
       if (typeof value !== 'number' || !Number.isInteger(value) || value < 0) {
         throw new InvalidOptionError(`actual.${l.name}`, value, 'an integer ≥ 0');

@@ -248,6 +248,33 @@ function checkInteger(field: string, value: unknown, min: number, max: number): 
   return value;
 }
 
+/** `object[key]` if it is the object's own property, else undefined (never the prototype's). */
+export function ownValue(object: object, key: string): unknown {
+  return Object.prototype.hasOwnProperty.call(object, key) ? (object as Record<string, unknown>)[key] : undefined;
+}
+
+/**
+ * A call's options argument: `undefined` → `{}`; anything but a plain object
+ * (null, a number, an array…) is an `InvalidOptionError` naming `field`.
+ */
+export function optionsArgument<T extends object>(value: T | undefined | null, field = 'options'): T {
+  if (value === undefined) return {} as T;
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw new InvalidOptionError(field, value, 'an object of options, or nothing');
+  }
+  return value;
+}
+
+/** An AbortSignal (checked by shape: signals from other realms qualify), or undefined. */
+export function checkSignal(signal: unknown): AbortSignal | undefined {
+  if (signal === undefined) return undefined;
+  const s = signal as Partial<AbortSignal> | null;
+  if (typeof s !== 'object' || s === null || typeof s.aborted !== 'boolean' || typeof s.addEventListener !== 'function' || typeof s.removeEventListener !== 'function') {
+    throw new InvalidOptionError('signal', signal, 'an AbortSignal');
+  }
+  return signal as AbortSignal;
+}
+
 /** A duration in ms: finite ≥ 0 up to `max`, or Infinity when `allowInfinity`. Returns -1 for Infinity. */
 export function checkMs(field: string, value: unknown, max = MAX_TIMEOUT_MS, allowInfinity = true): number {
   if (value === Infinity && allowInfinity) return -1;
@@ -352,7 +379,7 @@ export type Cost = number | Readonly<Record<string, number>>;
  */
 export function resolveCosts(cost: unknown, limits: readonly ResolvedLimit[]): number[] {
   if (limits.length === 1 && typeof cost === 'number') return [checkCost(cost, limits[0]!.burst)];
-  if (typeof cost !== 'object' || cost === null) {
+  if (typeof cost !== 'object' || cost === null || Array.isArray(cost)) {
     const names = limits.map((l) => l.name).join(', ');
     throw new InvalidOptionError('cost', cost, limits.length === 1
       ? `an integer in 1..${limits[0]!.burst} (burst)`
@@ -364,7 +391,8 @@ export function resolveCosts(cost: unknown, limits: readonly ResolvedLimit[]): n
       throw new InvalidOptionError('cost', key, `costs named after the limits (${limits.map((l) => l.name).join(', ')})`);
     }
   }
-  const costs = limits.map((l) => named[l.name] === undefined ? l.defaultCost : checkCost(named[l.name], l.burst, `cost.${l.name}`, 0));
+  // Own properties only: a limit named 'constructor' or 'toString' must not read Object.prototype.
+  const costs = limits.map((l) => ownValue(named, l.name) === undefined ? l.defaultCost : checkCost(named[l.name], l.burst, `cost.${l.name}`, 0));
   if (costs.every((c) => c === 0)) throw new InvalidOptionError('cost', cost, 'a cost of at least 1 in some limit');
   return costs;
 }
