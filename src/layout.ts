@@ -45,7 +45,7 @@
  * |           | + 7         | WAITING_COST       | waiters (add)               | cost of this limit held by sleeping waiters |
  * |           | + 8         | DEFAULT_COST       | creator, once               | cost for requests that do not name this limit |
  * |           | + 9         | RATE_BITS          | creator, once               | the configured rate (float64 bits), reported as given |
- * |           | + 10 (i32)  | QUEUED             | waiters (add)               | one limit: waiters placed and not yet handed out or given back; while 0, tryAcquire skips reading TAT (a waiter terminated mid-wait leaves it above 0: only slower, never wrong) |
+ * |           | + 10 (i32)  | QUEUED             | waiters (add)               | (limit 0 only) waiters placed and not yet handed out or given back, over every limit; while 0, tryAcquire skips reading TAT, and the last one out collapses TAT onto DELIVERED (a waiter terminated mid-wait leaves it above 0: slower, and cancelled places stay empty again — never wrong) |
  * | 5 + L ... | 8 lines/limit| GRANTED stripes   | every grant (add)           | cost granted or reserved, minus cancels/refunds that gave it back, plus settled extra: the sum of 8 stripes, one line each, a thread adding to stripe threadId % 8 |
  * | after     | 1 per permit| PERMIT             | permit holders (CAS)        | (leaseExpiryMs << 24) \| (threadId + 1), 0 = free; see permits.ts |
  * | after     | bytes       | NAMES              | creator, once               | UTF-8 JSON array of the limit names |

@@ -30,7 +30,7 @@ import {
 } from './options.js';
 import { Permits, type PermitToken } from './permits.js';
 import { runWithRetry, type RetryOptions } from './retry.js';
-import { LimiterState, Outcome, type Placed } from './state.js';
+import { LimiterState, Outcome, SCHEDULE_HORIZON_NS, type Placed } from './state.js';
 import { SPIN_NS, sleepAsync, sleepSync, sleepUntilPrecise, sleepUntilSync, spinUntil, waitForChange } from './wait.js';
 
 export type { LimiterHandle } from './handle.js';
@@ -69,7 +69,7 @@ export interface LimitStats {
   readonly burst: number;
   /** Cost units that could be granted right now without waiting. */
   readonly available: number;
-  /** Cost units granted or reserved so far, minus cancellations and refunds, plus settled extra. */
+  /** Cost units handed out (or reserved) so far, minus refunds and cancelled reservations, plus settled extra. Waiters count when they are handed out. */
   readonly grantedCost: number;
   /** Cost of this limit held by requests sleeping in `acquire`/`acquireSync`. */
   readonly waitingCost: number;
@@ -581,7 +581,10 @@ export class RateLimiter {
     if (placed.outcome === Outcome.QueueFull) {
       Atomics.add(this.#state.words, Word.REJECTED_COUNT, 1n);
       const full = this.#limits[placed.fullLimit]!;
-      throw new QueueFullError(full.maxQueue, full.name);
+      // The configured bound, or the schedule's horizon (state.ts) when that is nearer.
+      const intervalNs = this.#state.intervalNs(placed.fullLimit);
+      const horizonUnits = Number((SCHEDULE_HORIZON_NS - BigInt(full.burst) * intervalNs) / intervalNs);
+      throw new QueueFullError(full.maxQueue >= 0 && full.maxQueue < horizonUnits ? full.maxQueue : horizonUnits, full.name);
     }
     return placed;
   }

@@ -142,6 +142,27 @@ const LOCK_SPINS = 64;
 const TAT = LimitWord.TAT;
 const DELIVERED = LimitWord.DELIVERED;
 
+/**
+ * How far ahead of the present any TAT may run: 2^62 ns (~146 years). With
+ * the present below 2^62 ns and τ < 2^62 (checked at creation), every
+ * schedule word stays below 2^63: no placement, reservation, charge or drain
+ * can wrap the 64-bit words. A queue that would reach past it is refused
+ * (QueueFull) as if `maxQueue` said so; a charge saturates at it.
+ */
+export const SCHEDULE_HORIZON_NS = 1n << 62n;
+
+/**
+ * The longest queue (ns of schedule beyond the present) a placement may
+ * reach: `maxQueue` cost units, and never so far that its TAT (slot + τ)
+ * would pass the horizon.
+ */
+function queueBoundNs(maxQueue: bigint, intervalNs: bigint, toleranceNs: bigint): bigint {
+  const horizon = SCHEDULE_HORIZON_NS - toleranceNs;
+  if (maxQueue < 0n) return horizon;
+  const configured = maxQueue * intervalNs;
+  return configured < horizon ? configured : horizon;
+}
+
 function placedAt(outcome: Outcome, costs: readonly number[], slot: bigint, delayNs: bigint, intervals: readonly bigint[]): Placed {
   return {
     outcome, costs, slot, delayNs, fullLimit: -1, intervals,
@@ -278,12 +299,13 @@ export class LimiterState {
     const intervalNs = Atomics.load(w, limit.base + LimitWord.INTERVAL_NS);
     const toleranceNs = limit.burst * intervalNs;
     const costNs = BigInt(cost) * intervalNs;
-    const maxQueueNs = limit.maxQueue < 0n ? -1n : limit.maxQueue * intervalNs;
+    const maxQueueNs = queueBoundNs(limit.maxQueue, intervalNs, toleranceNs);
     // A waiter counts itself in QUEUED before it takes its place (see tryTakeSingle).
     if (word === TAT) Atomics.add(this.i32, this.queued0, 1);
     // TAT (or DELIVERED) loop: the word only grows, except by the undo of the
-    // latest placement. A failed CAS means another placement, delivery or a
-    // drain moved it: recompute.
+    // latest placement (and TAT by the collapse when no one waits, see
+    // leaveQueue). A failed CAS means another placement, delivery or a drain
+    // moved it: recompute.
     for (;;) {
       const tat = Atomics.load(w, limit.base);
       const delivered = Atomics.load(w, limit.base + DELIVERED);
@@ -304,7 +326,7 @@ export class LimiterState {
       }
       const seen = word === TAT ? tat : delivered;
       if (Atomics.compareExchange(w, limit.base + word, seen, next) === seen) {
-        Atomics.add(w, limit.granted, BigInt(cost));
+        if (word === DELIVERED) Atomics.add(w, limit.granted, BigInt(cost)); // waiters count when handed out
         const placed = placedAt(slot > v ? Outcome.Delayed : Outcome.Granted, [cost], slot, delayNs, [intervalNs]);
         if (word === TAT) {
           placed.scheduleNexts = [next];
@@ -364,6 +386,7 @@ export class LimiterState {
       }
       if (Atomics.compareExchange(w, base + DELIVERED, delivered, next) === delivered) {
         placed.deliveredNexts = [next];
+        Atomics.add(w, limit.granted, cost);
         this.leaveQueue(placed);
         return 0n;
       }
@@ -403,10 +426,7 @@ export class LimiterState {
     const n = this.limits.length;
     this.lock();
     try {
-      const shift = Atomics.load(w, Word.SHIFT_NS);
-      const pauseStart = Atomics.load(w, Word.PAUSE_START);
-      const rawV = now - shift;
-      const v = rawV > pauseStart ? rawV : pauseStart;
+      const { shift, pauseStart, v } = this.timeline(now);
       const prevLastSlot = Atomics.load(w, Word.LAST_SLOT);
       const tats: bigint[] = new Array(n);
       const committed: bigint[] = new Array(n);
@@ -430,25 +450,26 @@ export class LimiterState {
       if (g > v) {
         for (let i = 0; i < n; i++) {
           const limit = this.limits[i]!;
-          const maxQueueNs = limit.maxQueue < 0n ? -1n : limit.maxQueue * intervals[i]!;
+          const maxQueueNs = queueBoundNs(limit.maxQueue, intervals[i]!, limit.burst * intervals[i]!);
           const refusal = this.refusal(g - v, delayNs, maxDelayNs, maxQueueNs, i, costs, g);
           if (refusal !== null) return refusal;
         }
       }
+      Atomics.add(this.i32, this.queued0, 1); // under the lock: counted before anyone can see its place
       const nexts: bigint[] = new Array(n);
       for (let i = 0; i < n; i++) {
         const limit = this.limits[i]!;
         const c = committed[i]!;
         nexts[i] = (c > g ? c : g) + BigInt(costs[i]!) * intervals[i]!;
         Atomics.store(w, limit.base, nexts[i]!);
-        if (costs[i]! > 0) Atomics.add(w, limit.granted, BigInt(costs[i]!));
+        
       }
       Atomics.store(w, Word.LAST_SLOT, g);
       const seq = Atomics.add(w, Word.MULTI_SEQ, 1n) + 1n;
       return {
         outcome: g > v ? Outcome.Delayed : Outcome.Granted,
         costs, slot: g, delayNs, fullLimit: -1, intervals,
-        scheduleNexts: nexts, prevs: tats, prevLastSlot, seq, deliveredNexts: null, dseq: -1n, queued: false,
+        scheduleNexts: nexts, prevs: tats, prevLastSlot, seq, deliveredNexts: null, dseq: -1n, queued: true,
       };
     } finally {
       this.unlock();
@@ -466,10 +487,7 @@ export class LimiterState {
     const n = this.limits.length;
     this.lock();
     try {
-      const shift = Atomics.load(w, Word.SHIFT_NS);
-      const pauseStart = Atomics.load(w, Word.PAUSE_START);
-      const rawV = now - shift;
-      const v = rawV > pauseStart ? rawV : pauseStart;
+      const { shift, pauseStart, v } = this.timeline(now);
       // Its slot, as a placement's: the joint earliest instant at which every
       // limit conforms, never before LAST_SLOT (FIFO: not before a waiter).
       let slot = Atomics.load(w, Word.LAST_SLOT);
@@ -507,10 +525,7 @@ export class LimiterState {
     const n = this.limits.length;
     this.lock();
     try {
-      const shift = Atomics.load(w, Word.SHIFT_NS);
-      const pauseStart = Atomics.load(w, Word.PAUSE_START);
-      const rawV = now - shift;
-      const v = rawV > pauseStart ? rawV : pauseStart;
+      const { shift, pauseStart, v } = this.timeline(now);
       if (placed.slot > v) return placed.slot + shift - now;
       const nexts: bigint[] = new Array(n);
       let conformsAt = v;
@@ -535,10 +550,16 @@ export class LimiterState {
         return conformsAt + shift - now;
       }
       for (let i = 0; i < n; i++) {
-        if (placed.costs[i]! > 0) Atomics.store(w, this.limits[i]!.base + DELIVERED, nexts[i]!);
+        if (placed.costs[i]! === 0) continue;
+        Atomics.store(w, this.limits[i]!.base + DELIVERED, nexts[i]!);
+        Atomics.add(w, this.limits[i]!.granted, BigInt(placed.costs[i]!));
       }
       placed.deliveredNexts = nexts;
       placed.dseq = Atomics.add(w, Word.MULTI_DSEQ, 1n) + 1n;
+      if (placed.queued) {
+        placed.queued = false;
+        if (Atomics.sub(this.i32, this.queued0, 1) === 1) this.collapseLocked();
+      }
       return 0n;
     } finally {
       this.unlock();
@@ -546,6 +567,14 @@ export class LimiterState {
   }
 
   // ------------------------------------------------------------- both shapes
+
+  /** SHIFT_NS and PAUSE_START (in that order, see remainingNs) and v = max(PAUSE_START, now − SHIFT_NS). */
+  private timeline(now: bigint): { shift: bigint; pauseStart: bigint; v: bigint } {
+    const shift = Atomics.load(this.words, Word.SHIFT_NS);
+    const pauseStart = Atomics.load(this.words, Word.PAUSE_START);
+    const rawV = now - shift;
+    return { shift, pauseStart, v: rawV > pauseStart ? rawV : pauseStart };
+  }
 
   /** Delivers at once or not at all; never queues. */
   tryTake(now: bigint, costs: readonly number[]): boolean {
@@ -588,6 +617,7 @@ export class LimiterState {
       const placed = this.placeMulti(now, costs, maxDelayNs);
       if (placed.outcome === Outcome.TooLate || placed.outcome === Outcome.QueueFull) return placed;
       this.commitMulti(placed);
+      this.leaveQueue(placed); // committed: not a waiter
       return placed;
     }
     return this.placeSingle(now, costs[0]!, maxDelayNs, DELIVERED);
@@ -604,7 +634,10 @@ export class LimiterState {
       const nexts = this.limits.map((limit, i) => {
         const delivered = Atomics.load(w, limit.base + DELIVERED);
         const next = (delivered > placed.slot ? delivered : placed.slot) + BigInt(placed.costs[i]!) * placed.intervals[i]!;
-        if (placed.costs[i]! > 0) Atomics.store(w, limit.base + DELIVERED, next);
+        if (placed.costs[i]! > 0) {
+          Atomics.store(w, limit.base + DELIVERED, next);
+          Atomics.add(w, limit.granted, BigInt(placed.costs[i]!));
+        }
         return next;
       });
       placed.deliveredNexts = nexts;
@@ -670,15 +703,54 @@ export class LimiterState {
       return this.undo(placed, placed.costs);
     }
     Atomics.add(this.words, Word.CANCELLED_COUNT, 1n);
+    const back = this.undoPlace(placed, placed.costs);
     this.leaveQueue(placed);
-    return this.undoPlace(placed, placed.costs);
+    return back;
   }
 
-  /** A waiter is out of the queue (handed out or given back): once per waiter. */
+  /**
+   * A waiter is out of the queue (handed out or given back): once per
+   * waiter. The last one out collapses the queue onto what was delivered
+   * (TAT := DELIVERED): places of waiters that gave up in any order — a mass
+   * abort in FIFO order, where each cancel but the last finds a later place
+   * behind it — come back at once instead of staying empty. Safe: with no
+   * waiter left, TAT holds nothing DELIVERED does not; a newcomer counts
+   * itself before it places, so the collapse either sees it and stops, or
+   * fails its CAS on the TAT the newcomer moved.
+   */
   private leaveQueue(placed: Placed): void {
     if (!placed.queued) return;
     placed.queued = false;
-    Atomics.sub(this.i32, this.queued0, 1);
+    if (Atomics.sub(this.i32, this.queued0, 1) !== 1) return;
+    if (!this.multi) {
+      const w = this.words;
+      const base = this.base0;
+      const tat = Atomics.load(w, base);
+      const delivered = Atomics.load(w, base + DELIVERED);
+      if (tat > delivered && Atomics.load(this.i32, this.queued0) === 0) Atomics.compareExchange(w, base, tat, delivered);
+      return;
+    }
+    this.lock();
+    try {
+      this.collapseLocked();
+    } finally {
+      this.unlock();
+    }
+  }
+
+  /** Several limits, under the lock: the queue collapse of {@link leaveQueue}. */
+  private collapseLocked(): void {
+    const w = this.words;
+    if (Atomics.load(this.i32, this.queued0) !== 0) return;
+    for (const limit of this.limits) {
+      const delivered = Atomics.load(w, limit.base + DELIVERED);
+      if (Atomics.load(w, limit.base) > delivered) Atomics.store(w, limit.base, delivered);
+    }
+    // No waiter left: the FIFO floor may drop to the present (PAUSE_START ≤ v).
+    const pauseStart = Atomics.load(w, Word.PAUSE_START);
+    if (Atomics.load(w, Word.LAST_SLOT) > pauseStart) Atomics.store(w, Word.LAST_SLOT, pauseStart);
+    // MULTI_SEQ stays: no waiter is left to undo a place, and the latest
+    // reservation's undo (TAT_i − its cost, TAT_i now = DELIVERED_i) stays exact.
   }
 
   /**
@@ -697,7 +769,7 @@ export class LimiterState {
       const back = BigInt(amounts[0]!) * placed.intervals[0]!;
       if (Atomics.compareExchange(w, base, next, next - back) !== next) return false;
       placed.scheduleNexts = [next - back];
-      Atomics.sub(w, this.granted0, BigInt(amounts[0]!));
+      
       return true;
     }
     this.lock();
@@ -710,7 +782,7 @@ export class LimiterState {
         const base = this.limits[i]!.base;
         const amount = BigInt(amounts[i]!);
         Atomics.store(w, base, full ? placed.prevs[i]! : nexts[i]! - amount * placed.intervals[i]!);
-        if (amount > 0n) Atomics.sub(w, this.limits[i]!.granted, amount);
+        
       }
       if (full) Atomics.store(w, Word.LAST_SLOT, placed.prevLastSlot);
       placed.seq = -1n;
@@ -775,8 +847,8 @@ export class LimiterState {
   giveBack(placed: Placed): void {
     if (placed.deliveredNexts !== null) this.undo(placed, placed.costs);
     else {
-      this.leaveQueue(placed);
       this.undoPlace(placed, placed.costs);
+      this.leaveQueue(placed);
     }
   }
 
@@ -807,8 +879,12 @@ export class LimiterState {
 
   private charge(now: bigint, extras: readonly number[]): void {
     const w = this.words;
-    const charged = (i: number, delivered: bigint, v: bigint): bigint =>
-      (delivered > v ? delivered : v) + BigInt(extras[i]!) * Atomics.load(w, this.limits[i]!.base + LimitWord.INTERVAL_NS);
+    // Saturating: a debt beyond the horizon stops at it (the limit then
+    // refuses for ~146 years: never a wrapped, too-early word).
+    const charged = (i: number, delivered: bigint, v: bigint): bigint => {
+      const next = (delivered > v ? delivered : v) + BigInt(extras[i]!) * Atomics.load(w, this.limits[i]!.base + LimitWord.INTERVAL_NS);
+      return next - v > SCHEDULE_HORIZON_NS ? v + SCHEDULE_HORIZON_NS : next;
+    };
     if (!this.multi) {
       const index = this.limits[0]!.base + DELIVERED;
       // DELIVERED loop: only grows (a debt appended to what was delivered).
