@@ -3,7 +3,7 @@
  * checks `RateLimiter.attach` runs before trusting a buffer.
  */
 import { InvalidHandleError } from './errors.js';
-import { LAYOUT_VERSION, MAGIC, Word, readConfig, viewsOf, type SharedViews, type StoredConfig } from './layout.js';
+import { LAYOUT_VERSION, LimitWord, MAGIC, SLEEP_INDEX_I32, Word, limitBase, readConfig, viewsOf, type SharedViews, type StoredConfig } from './layout.js';
 import { intervalNsFromRate } from './gcra.js';
 import { MAX_BURST, MAX_RATE } from './options.js';
 
@@ -49,6 +49,15 @@ export function openHandle(handle: unknown): { views: SharedViews; config: Store
       !(limit.rate > 0 && limit.rate <= MAX_RATE) || intervalNsFromRate(limit.rate) !== limit.maxIntervalNs;
     if (corrupt) throw new InvalidHandleError(`corrupted configuration of limit ${i} (${limit.name})`);
   });
+  // Live words a decision trusts: each interval within its configured range
+  // (a tampered 0 or 1 ns would grant millions), the sleep word never notified (else acquireSync spins).
+  config.limits.forEach((limit, i) => {
+    const interval = Atomics.load(views.words, limitBase(i) + LimitWord.INTERVAL_NS);
+    if (interval < limit.maxIntervalNs || interval > limit.floorIntervalNs) {
+      throw new InvalidHandleError(`corrupted live word: interval of limit ${i} (${limit.name}) is ${interval} ns, outside ${limit.maxIntervalNs}..${limit.floorIntervalNs}`);
+    }
+  });
+  if (Atomics.load(views.i32, SLEEP_INDEX_I32) !== 0) throw new InvalidHandleError('corrupted live word: the sleep word is not 0');
   const adaptiveOk = config.decreasePpm === 0n ||
     (config.decreasePpm < 1_000_000n && config.recoveryPpm >= 1n && config.recoveryPpm <= 1_000_000n);
   if (config.maxWaitNs < -1n || config.leaseNs < 1n || !adaptiveOk) throw new InvalidHandleError('corrupted configuration words');

@@ -121,8 +121,8 @@ export const LimitWord = {
 } as const;
 
 const FIRST_LIMIT_LINE = 5;
-/** Room for the names JSON. */
-export const NAMES_CAPACITY_BYTES = 1024;
+/** Room for the names JSON: 16 names of 64 ASCII characters, quoted, comma-separated, in brackets (1074 bytes), rounded to whole lines. */
+export const NAMES_CAPACITY_BYTES = 1152;
 /** Most limits one limiter may hold. */
 export const MAX_LIMITS = 16;
 /** Most concurrency permits. */

@@ -207,6 +207,8 @@ export class RateLimiter {
     if (options.clock !== undefined && typeof options.clock !== 'function') {
       throw new InvalidOptionError('clock', options.clock, 'a function returning bigint nanoseconds');
     }
+    // Read it once now: a clock that returns something else fails here, not at every call.
+    if (options.clock !== undefined) readClock(options.clock);
     const finalWaitNs = resolveFinalWaitNs(options.finalWaitMs);
     pendingAttach = { ...opened, clock: options.clock ?? monotonicClock, finalWaitNs };
     return new RateLimiter(undefined as unknown as RateLimiterOptions);
@@ -636,10 +638,13 @@ const NO_LIMIT: WaitLimit = { ns: -1n, ms: Infinity };
 /** Set by attach() for the one constructor call it makes (constructors are synchronous: no interleaving). */
 let pendingAttach: { views: SharedViews; config: StoredConfig; clock: Clock; finalWaitNs: bigint } | undefined;
 
+/** Largest clock reading accepted: the schedule's words hold now + 2^62 (state.ts SCHEDULE_HORIZON_NS) in 63 bits. */
+const MAX_CLOCK_NS = (1n << 62n) - 1n;
+
 function readClock(clock: Clock): bigint {
   const now = clock();
-  if (typeof now !== 'bigint') {
-    throw new InvalidOptionError('clock', now, 'a function returning bigint nanoseconds');
+  if (typeof now !== 'bigint' || now < -MAX_CLOCK_NS || now > MAX_CLOCK_NS) {
+    throw new InvalidOptionError('clock', now, `a function returning bigint nanoseconds in -(2^62-1)..2^62-1`);
   }
   return now;
 }

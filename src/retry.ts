@@ -9,6 +9,7 @@
  * @module
  */
 
+import { MAX_BACKOFF_MS } from './options.js';
 import { AtomicPaceError, InvalidOptionError } from './errors.js';
 import { isThrottleStatus, retryDelayFromHeaders } from './headers.js';
 
@@ -205,9 +206,12 @@ export async function runWithRetry<T, G = unknown>(
       return outcome as T;
     }
 
+    // The shared pause is clamped to backoff()'s range (24 h): a custom
+    // retryAfter or a maxDelayMs above it must not turn the first throttle
+    // into a rejection. (This task's own sleep is not clamped.)
     const jitterMs = fullJitter(attempt, o.baseDelayMs, o.maxDelayMs, o.random);
     const serverMs = sanitizeDelay(o.retryAfter(outcome, kind));
-    target.backoff({ retryAfterMs: serverMs ?? jitterMs, reason: throttleReason(outcome) });
+    target.backoff({ retryAfterMs: Math.min(serverMs ?? jitterMs, MAX_BACKOFF_MS), reason: throttleReason(outcome) });
 
     throwIfAborted(signal);
     if (attempt >= o.retries) throw new RetriesExhaustedError(attempt + 1, outcome, kind);

@@ -5,8 +5,9 @@
  * same clock, never given bad input) grants.
  */
 import { describe, expect, it } from 'vitest';
-import { InvalidOptionError, RateLimiter } from '../../src/index.js';
-import { ManualClock, MS } from '../support/fake-clock.js';
+import { InvalidHandleError, InvalidOptionError, RateLimiter } from '../../src/index.js';
+import { LimitWord, SLEEP_INDEX_I32, limitBase } from '../../src/layout.js';
+import { ManualClock, MS, track } from '../support/fake-clock.js';
 
 type Call = (limiter: RateLimiter) => unknown;
 
@@ -107,5 +108,64 @@ describe('limit names that are Object.prototype members are plain names', () => 
     const result = grant.settle({ constructor: 1 });
     expect(result.refunded['constructor']).toBe(1);
     expect(result.refunded['toString']).toBe(0);
+  });
+});
+
+describe('documented maxima and the clock', () => {
+  it('16 limits with 64-character names (both documented maxima) construct and attach', () => {
+    const limits = Object.fromEntries(Array.from({ length: 16 }, (_, i) => [`${String(i).padStart(2, '0')}${'n'.repeat(62)}`, { rate: 10 }]));
+    const limiter = new RateLimiter({ limits });
+    const other = RateLimiter.attach(limiter.handle);
+    expect(other.limitNames).toEqual(Object.keys(limits));
+    expect(other.tryAcquire(Object.fromEntries(Object.keys(limits).map((n) => [n, 1])))).toBe(true);
+  });
+
+  it.each([
+    ['a number', () => 5],
+    ['a bigint past 2^62', () => 1n << 62n],
+    ['a negative bigint past -2^62', () => -(1n << 62n)],
+  ])('a clock returning %s: InvalidOptionError(clock) at construction and at attach', (_name, clock) => {
+    expect(() => new RateLimiter({ rate: 1, clock: clock as never })).toThrow(InvalidOptionError);
+    const limiter = new RateLimiter({ rate: 1 });
+    let error: unknown;
+    try { RateLimiter.attach(limiter.handle, { clock: clock as never }); } catch (e) { error = e; }
+    expect(error).toBeInstanceOf(InvalidOptionError);
+    expect((error as InvalidOptionError).field).toBe('clock');
+  });
+});
+
+describe('attach checks the live words a decision trusts', () => {
+  it.each([
+    ['interval 0 ns', (w: BigInt64Array) => { w[limitBase(0) + LimitWord.INTERVAL_NS] = 0n; }],
+    ['interval 1 ns', (w: BigInt64Array) => { w[limitBase(0) + LimitWord.INTERVAL_NS] = 1n; }],
+    ['interval past the adaptive floor', (w: BigInt64Array) => { w[limitBase(0) + LimitWord.INTERVAL_NS] = 10n ** 12n; }],
+    ['a nonzero sleep word', (_w: BigInt64Array, i32: Int32Array) => { i32[SLEEP_INDEX_I32] = 1; }],
+  ])('%s → InvalidHandleError', (_name, tamper) => {
+    const limiter = new RateLimiter({ rate: 10 });
+    tamper(new BigInt64Array(limiter.handle.buffer), new Int32Array(limiter.handle.buffer));
+    expect(() => RateLimiter.attach(limiter.handle)).toThrow(InvalidHandleError);
+  });
+});
+
+describe('run(): delays above backoff()’s 24 h are clamped, not a rejection at the first throttle', () => {
+  it.each([
+    ['retryAfter of 3 days', { retryAfter: () => 3 * 86_400_000 }],
+    ['maxDelayMs and baseDelayMs of 2 days', { baseDelayMs: 2 * 86_400_000, maxDelayMs: 2 * 86_400_000 }],
+  ])('%s', async (_name, options) => {
+    const limiter = new RateLimiter({ rate: 1000, burst: 10 });
+    const controller = new AbortController();
+    let n = 0;
+    const run = track(limiter.run(() => (n++ === 0 ? { status: 429 } : { status: 200 }), {
+      retries: 1, random: () => 0.5, sleep: async () => {}, signal: controller.signal, ...options,
+    }));
+    for (let i = 0; i < 20; i++) await Promise.resolve();
+    // Not rejected by the throttle: paused (at most 24 h) and waiting to retry.
+    expect(run.status).toBe('pending');
+    const paused = limiter.stats().pausedForMs;
+    expect(paused).toBeGreaterThan(86_000_000);
+    expect(paused).toBeLessThanOrEqual(86_400_000);
+    controller.abort(new Error('done'));
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    expect(run.status).toBe('rejected');
   });
 });
