@@ -65,7 +65,7 @@ export class ScriptCaller {
     return this.#deadline(sent).then(
       (reply) => this.#checked(reply, operation),
       (error: unknown) => {
-        if (!isNoScript(error)) throw new RedisUnavailableError(this.key, operation, error);
+        if (!isNoScript(error)) throw this.#failure(operation, error);
         // Not in this server's script cache (flushed, restarted, failed over):
         // EVAL runs it and caches it again. A NOSCRIPT reply means it did not run.
         argv[0] = this.#script.lua;
@@ -77,10 +77,22 @@ export class ScriptCaller {
         }
         return this.#deadline(resent).then(
           (reply) => this.#checked(reply, operation),
-          (cause: unknown) => { throw new RedisUnavailableError(this.key, operation, cause); },
+          (cause: unknown) => { throw this.#failure(operation, cause); },
         );
       },
     );
+  }
+
+  /**
+   * What a failed call rejects with: a programming error of the client or an
+   * adapter (a TypeError, RangeError… thrown or rejected in this process)
+   * surfaces as itself — it is a bug to fix, not an outage, and must not
+   * switch a limiter with `fallback` to local limits; anything else (no
+   * connection, a timeout, a server error) is RedisUnavailableError.
+   */
+  #failure(operation: string, error: unknown): Error {
+    if (error instanceof TypeError || error instanceof RangeError || error instanceof ReferenceError || error instanceof SyntaxError) return error;
+    return new RedisUnavailableError(this.key, operation, error);
   }
 
   #checked(reply: unknown, operation: string): number[] {
