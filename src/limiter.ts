@@ -30,8 +30,8 @@ import {
 } from './options.js';
 import { Permits, type PermitToken } from './permits.js';
 import { runWithRetry, type RetryOptions } from './retry.js';
-import { LimiterState, Outcome, SCHEDULE_HORIZON_NS, type Placed } from './state.js';
-import { SPIN_NS, sleepAsync, sleepSync, sleepUntilPrecise, sleepUntilSync, spinUntil, waitForChange } from './wait.js';
+import { LimiterState, Outcome, type Placed } from './state.js';
+import { SPIN_NS, sleepAsync, sleepSync, sleepUntilPrecise, sleepUntilSync, waitForChange } from './wait.js';
 
 export type { LimiterHandle } from './handle.js';
 export type { Grant, SettleResult } from './grant.js';
@@ -276,7 +276,7 @@ export class RateLimiter {
     for (let step = steps.next(); ; step = steps.next()) {
       if (step.done) return step.value;
       const wait = step.value;
-      if (wait.permitsSeen !== undefined) Atomics.wait(i32, this.#permits!.releaseIndex, wait.permitsSeen, nsToMs(wait.ns!));
+      if ('permitsSeen' in wait) Atomics.wait(i32, this.#permits!.releaseIndex, wait.permitsSeen, nsToMs(wait.ns));
       else if (this.#precise) sleepUntilSync(i32, wait.untilNs, this.#clock);
       else sleepSync(i32, wait.untilNs - this.#clock());
     }
@@ -414,7 +414,7 @@ export class RateLimiter {
     while (!step.done) {
       const wait = step.value;
       try {
-        if (wait.permitsSeen !== undefined) await waitForChange(i32, this.#permits!.releaseIndex, wait.permitsSeen, wait.ns!, signal);
+        if ('permitsSeen' in wait) await waitForChange(i32, this.#permits!.releaseIndex, wait.permitsSeen, wait.ns, signal);
         else await this.#sleepUntilAsync(wait.untilNs, signal);
       } catch (reason) {
         step = steps.throw(reason); // gives the place back, then rethrows
@@ -482,7 +482,7 @@ export class RateLimiter {
           token = permits.tryTake(now);
           if (token !== null) break;
           try {
-            yield { untilNs: 0n, ns: this.#permitWaitNs(placed, start, now, limit), permitsSeen };
+            yield { ns: this.#permitWaitNs(placed, start, now, limit), permitsSeen };
           } catch (reason) {
             state.giveBack(placed);
             throw reason;
@@ -499,7 +499,7 @@ export class RateLimiter {
         if (remaining === 0n) break;
         this.#checkStillInTime(placed, start, now, remaining, limit);
         if (this.#precise && remaining <= SPIN_NS) {
-          spinUntil(now + remaining, this.#clock);
+          sleepUntilSync(state.i32, now + remaining, this.#clock); // at most SPIN_NS: a spin
           continue;
         }
         try {
@@ -583,10 +583,8 @@ export class RateLimiter {
     if (placed.outcome === Outcome.QueueFull) {
       Atomics.add(this.#state.words, Word.REJECTED_COUNT, 1n);
       const full = this.#limits[placed.fullLimit]!;
-      // The configured bound, or the schedule's horizon (state.ts) when that is nearer.
-      const intervalNs = this.#state.intervalNs(placed.fullLimit);
-      const horizonUnits = Number((SCHEDULE_HORIZON_NS - BigInt(full.burst) * intervalNs) / intervalNs);
-      throw new QueueFullError(full.maxQueue >= 0 && full.maxQueue < horizonUnits ? full.maxQueue : horizonUnits, full.name);
+      // The configured bound, or the schedule's horizon when that is nearer (state.ts).
+      throw new QueueFullError(this.#state.queueLimitUnits(placed.fullLimit), full.name);
     }
     return placed;
   }
@@ -621,12 +619,8 @@ export class RateLimiter {
   }
 }
 
-/** One sleep of a waiter: until the clock reads `untilNs`, or (permitsSeen set) until a permit is released or ~ns pass. */
-interface WaitStep {
-  readonly untilNs: bigint;
-  readonly ns?: bigint;
-  readonly permitsSeen?: number;
-}
+/** One sleep of a waiter: until the clock reads `untilNs`, or until a permit is released (the counter moves past `permitsSeen`) or ~ns pass. */
+type WaitStep = { readonly untilNs: bigint } | { readonly ns: bigint; readonly permitsSeen: number };
 
 interface WaitLimit {
   /** -1n = unbounded */

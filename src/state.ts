@@ -163,9 +163,9 @@ function queueBoundNs(maxQueue: bigint, intervalNs: bigint, toleranceNs: bigint)
   return configured < horizon ? configured : horizon;
 }
 
-function placedAt(outcome: Outcome, costs: readonly number[], slot: bigint, delayNs: bigint, intervals: readonly bigint[]): Placed {
+function placedAt(outcome: Outcome, costs: readonly number[], slot: bigint, delayNs: bigint, intervals: readonly bigint[], fullLimit = -1): Placed {
   return {
-    outcome, costs, slot, delayNs, fullLimit: -1, intervals,
+    outcome, costs, slot, delayNs, fullLimit, intervals,
     scheduleNexts: null, prevs: [], prevLastSlot: 0n, seq: -1n, deliveredNexts: null, dseq: -1n, queued: false,
   };
 }
@@ -226,6 +226,13 @@ export class LimiterState {
   /** Current emission interval T of limit `i`, ns per cost unit. */
   intervalNs(i: number): bigint {
     return Atomics.load(this.words, this.limits[i]!.base + LimitWord.INTERVAL_NS);
+  }
+
+  /** The queue bound of limit `i` in cost units now: its `maxQueue`, or the schedule's horizon when nearer (for QueueFullError). */
+  queueLimitUnits(i: number): number {
+    const limit = this.limits[i]!;
+    const intervalNs = this.intervalNs(i);
+    return Number(queueBoundNs(limit.maxQueue, intervalNs, limit.burst * intervalNs) / intervalNs);
   }
 
   /** The later of limit `i`'s schedule and delivered TATs: how far its capacity is spoken for. */
@@ -309,10 +316,7 @@ export class LimiterState {
     for (;;) {
       const tat = Atomics.load(w, limit.base);
       const delivered = Atomics.load(w, limit.base + DELIVERED);
-      const shift = Atomics.load(w, Word.SHIFT_NS);
-      const pauseStart = Atomics.load(w, Word.PAUSE_START);
-      const rawV = now - shift;
-      const v = rawV > pauseStart ? rawV : pauseStart;
+      const { shift, v } = this.timeline(now);
       const committed = tat > delivered ? tat : delivered;
       const next = (committed > v ? committed : v) + costNs;
       const slot = next - toleranceNs;
@@ -370,10 +374,7 @@ export class LimiterState {
     // DELIVERED loop, as in tryTakeSingle (without the queue test: this
     // request is the queue's head when its place is due).
     for (;;) {
-      const shift = Atomics.load(w, Word.SHIFT_NS);
-      const pauseStart = Atomics.load(w, Word.PAUSE_START);
-      const rawV = now - shift;
-      const v = rawV > pauseStart ? rawV : pauseStart;
+      const { shift, v } = this.timeline(now);
       if (placed.slot > v) return placed.slot + shift - now;
       const intervalNs = Atomics.load(w, base + LimitWord.INTERVAL_NS);
       const toleranceNs = limit.burst * intervalNs;
@@ -426,7 +427,7 @@ export class LimiterState {
     const n = this.limits.length;
     this.lock();
     try {
-      const { shift, pauseStart, v } = this.timeline(now);
+      const { shift, v } = this.timeline(now);
       const prevLastSlot = Atomics.load(w, Word.LAST_SLOT);
       const tats: bigint[] = new Array(n);
       const committed: bigint[] = new Array(n);
@@ -462,7 +463,6 @@ export class LimiterState {
         const c = committed[i]!;
         nexts[i] = (c > g ? c : g) + BigInt(costs[i]!) * intervals[i]!;
         Atomics.store(w, limit.base, nexts[i]!);
-        
       }
       Atomics.store(w, Word.LAST_SLOT, g);
       const seq = Atomics.add(w, Word.MULTI_SEQ, 1n) + 1n;
@@ -487,7 +487,7 @@ export class LimiterState {
     const n = this.limits.length;
     this.lock();
     try {
-      const { shift, pauseStart, v } = this.timeline(now);
+      const { shift, v } = this.timeline(now);
       // Its slot, as a placement's: the joint earliest instant at which every
       // limit conforms, never before LAST_SLOT (FIFO: not before a waiter).
       let slot = Atomics.load(w, Word.LAST_SLOT);
@@ -525,7 +525,7 @@ export class LimiterState {
     const n = this.limits.length;
     this.lock();
     try {
-      const { shift, pauseStart, v } = this.timeline(now);
+      const { shift, v } = this.timeline(now);
       if (placed.slot > v) return placed.slot + shift - now;
       const nexts: bigint[] = new Array(n);
       let conformsAt = v;
@@ -568,12 +568,12 @@ export class LimiterState {
 
   // ------------------------------------------------------------- both shapes
 
-  /** SHIFT_NS and PAUSE_START (in that order, see remainingNs) and v = max(PAUSE_START, now − SHIFT_NS). */
-  private timeline(now: bigint): { shift: bigint; pauseStart: bigint; v: bigint } {
+  /** SHIFT_NS, and v = max(PAUSE_START, now − SHIFT_NS) — read in that order (see remainingNs). */
+  private timeline(now: bigint): { shift: bigint; v: bigint } {
     const shift = Atomics.load(this.words, Word.SHIFT_NS);
     const pauseStart = Atomics.load(this.words, Word.PAUSE_START);
     const rawV = now - shift;
-    return { shift, pauseStart, v: rawV > pauseStart ? rawV : pauseStart };
+    return { shift, v: rawV > pauseStart ? rawV : pauseStart };
   }
 
   /** Delivers at once or not at all; never queues. */
@@ -657,8 +657,7 @@ export class LimiterState {
     // (or beyond the pause, during a pause).
     else if (maxQueueNs >= 0n && queuedNs > maxQueueNs) outcome = Outcome.QueueFull;
     if (outcome === null) return null;
-    const refused = placedAt(outcome, costs, slot, delayNs, []);
-    return { ...refused, fullLimit: limit };
+    return placedAt(outcome, costs, slot, delayNs, [], limit);
   }
 
   /**
@@ -681,9 +680,7 @@ export class LimiterState {
    * when the pause began; the drain puts every later slot strictly after it.
    */
   virtualNow(now: bigint): bigint {
-    const v = now - Atomics.load(this.words, Word.SHIFT_NS);
-    const pauseStart = Atomics.load(this.words, Word.PAUSE_START);
-    return v > pauseStart ? v : pauseStart;
+    return this.timeline(now).v;
   }
 
   /**
@@ -769,7 +766,6 @@ export class LimiterState {
       const back = BigInt(amounts[0]!) * placed.intervals[0]!;
       if (Atomics.compareExchange(w, base, next, next - back) !== next) return false;
       placed.scheduleNexts = [next - back];
-      
       return true;
     }
     this.lock();
@@ -782,7 +778,6 @@ export class LimiterState {
         const base = this.limits[i]!.base;
         const amount = BigInt(amounts[i]!);
         Atomics.store(w, base, full ? placed.prevs[i]! : nexts[i]! - amount * placed.intervals[i]!);
-        
       }
       if (full) Atomics.store(w, Word.LAST_SLOT, placed.prevLastSlot);
       placed.seq = -1n;

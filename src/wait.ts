@@ -30,11 +30,6 @@ export const SPIN_NS = 50_000n;
 /** A sleep longer than this is cut so that it ends this long before the deadline. */
 const COARSE_MARGIN_NS = 2_000_000n;
 
-/** Spins on `clock` until it reads `deadlineNs` (callers bound the spin to {@link SPIN_NS}). */
-export function spinUntil(deadlineNs: bigint, clock: () => bigint): void {
-  while (clock() < deadlineNs) { /* spin */ }
-}
-
 /** Blocks the calling thread for about `ns` nanoseconds (one sleep; the caller re-checks). */
 export function sleepSync(i32: Int32Array, ns: bigint): void {
   Atomics.wait(i32, SLEEP_INDEX_I32, 0, Number(ns) / 1e6);
@@ -80,7 +75,7 @@ export function sleepAsync(ns: bigint, signal: AbortSignal | undefined): Promise
   });
 }
 
-/** One async waiter in this thread's {@link PreciseTimers}. */
+/** One async waiter in this thread's precise timer (below). */
 interface Sleeper {
   readonly untilNs: bigint;
   /** When to start the precise (blocking) part: untilNs − finalNs. */
@@ -140,7 +135,7 @@ function fire(clock: () => bigint): void {
 /**
  * Resolves at `untilNs` on the real monotonic `clock`, within ~0.01–0.1 ms
  * on an idle machine: a timer until `finalNs` before, then a blocking
- * precise sleep (see {@link PreciseTimers}). Rejects with `signal.reason` as
+ * precise sleep (the per-thread timer above). Rejects with `signal.reason` as
  * soon as `signal` aborts.
  */
 export function sleepUntilPrecise(

@@ -14,6 +14,7 @@
 import { execFileSync, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
+import { freePort } from './local.mjs';
 import os from 'node:os';
 import path from 'node:path';
 
@@ -44,16 +45,6 @@ export function ensureNginx() {
   return bin ? { bin } : { bin: null, reason: 'apt-get installed nginx but no nginx binary was found' };
 }
 
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address();
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 async function waitForPort(port, deadlineMs) {
   for (;;) {

@@ -5,20 +5,10 @@
  */
 import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
-import net from 'node:net';
+import { freePort } from './local.mjs';
 
 const storeFile = new URL('../../dist/redis/index.js', import.meta.url);
 
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address();
-      srv.close(() => resolve(port));
-    });
-  });
-}
 
 export async function startRedisServer() {
   if (!fs.existsSync(storeFile)) return { unavailable: 'n/a (Redis store not built yet)' };

@@ -17,6 +17,7 @@
  * threads in Node).
  */
 import { RateLimiter } from '../../dist/index.js';
+import { naiveLockSleep } from '../lib/local.mjs';
 
 let runId = -1;
 let local;
@@ -29,20 +30,6 @@ async function get(url) {
   return res.status;
 }
 
-function naiveLockSleep(buffer, intervalMs) {
-  const lock = new Int32Array(buffer, 0, 2); // [0] lock, [1] a word nobody notifies (sleep)
-  const last = new Float64Array(buffer, 8, 1);
-  while (Atomics.compareExchange(lock, 0, 0, 1) !== 0) Atomics.wait(lock, 0, 1, 1);
-  try {
-    const t = Number(process.hrtime.bigint()) / 1e6;
-    const due = last[0] + intervalMs;
-    if (due > t) Atomics.wait(lock, 1, 0, due - t);
-    last[0] = Math.max(due, Number(process.hrtime.bigint()) / 1e6);
-  } finally {
-    Atomics.store(lock, 0, 0);
-    Atomics.notify(lock, 0, 1);
-  }
-}
 
 export default async function task({ variant, url, handle, lockBuffer, rate, threads, id, baseNs }) {
   if (id !== runId) {

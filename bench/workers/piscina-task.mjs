@@ -19,6 +19,7 @@
  * Returns { attempts, status }.
  */
 import { RateLimiter } from '../../dist/index.js';
+import { naiveLockSleep } from '../lib/local.mjs';
 
 let runId = -1;
 let local;
@@ -30,20 +31,6 @@ async function request(url) {
   return res;
 }
 
-function naiveLockSleep(buffer, intervalMs) {
-  const lock = new Int32Array(buffer, 0, 2); // [0] lock, [1] a word nobody notifies (sleep)
-  const last = new Float64Array(buffer, 8, 1);
-  while (Atomics.compareExchange(lock, 0, 0, 1) !== 0) Atomics.wait(lock, 0, 1, 1);
-  try {
-    const now = Number(process.hrtime.bigint()) / 1e6;
-    const due = last[0] + intervalMs;
-    if (due > now) Atomics.wait(lock, 1, 0, due - now);
-    last[0] = Math.max(due, now);
-  } finally {
-    Atomics.store(lock, 0, 0);
-    Atomics.notify(lock, 0, 1);
-  }
-}
 
 async function naiveRetry(url, acquire) {
   for (let attempt = 1; ; attempt++) {

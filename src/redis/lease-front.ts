@@ -310,24 +310,12 @@ export class LeaseFront {
   }
 
   /**
-   * Virtual time at which the last {@link remainingNs} call of this thread
-   * found its slot due: the grant's decision time, on the same reads of the
-   * mapping as the decision (a concurrent re-mapping must not make a grant
-   * look early).
+   * Virtual time at which this thread's last {@link deliver} that returned
+   * 0n handed its waiter out: the grant's decision time, on the same reads of
+   * the mapping as the decision (a concurrent re-mapping must not make a
+   * grant look early).
    */
   dueAtV = 0n;
-
-  /** Real ns until `slot` is due (0n when due), or -1n when the placement was voided (its epoch ended). */
-  remainingNs(now: bigint, placed: FrontPlaced): bigint {
-    if (Atomics.load(this.words, W.EPOCH) !== placed.epoch) return -1n;
-    const offset = Atomics.load(this.words, W.OFFSET);
-    const pause = Atomics.load(this.words, W.PAUSE);
-    const raw = now - offset;
-    const v = raw > pause ? raw : pause;
-    if (placed.slot > v) return placed.slot + offset - now; // > 0: slot > v ≥ now − offset
-    this.dueAtV = v;
-    return 0n;
-  }
 
   /** Gives back a waiter's place, if it is still the latest (TAT unchanged since): one CAS. */
   cancel(_now: bigint, placed: FrontPlaced): boolean {

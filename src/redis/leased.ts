@@ -52,6 +52,11 @@ export type { LeaseHandle } from './lease-front.js';
 
 const clock = process.hrtime.bigint;
 
+/** How long to wait for the next install: what is left of the caller's wait (-1n: unbounded), at most 1 s, then look again. */
+function leaseWaitNs(leftNs: bigint): bigint {
+  return leftNs < 0n || leftNs > 1_000_000_000n ? 1_000_000_000n : leftNs + 1n;
+}
+
 export interface LeasedRateLimiterOptions {
   /** As {@link RedisRateLimiterOptions.redis}: an ioredis client you own, configured to fail fast. */
   redis: RedisClientLike;
@@ -260,7 +265,7 @@ export class LeasedLimiterView {
           throw this.#failure(placed);
         case FrontOutcome.Exhausted:
           front.demand(placed);
-          yield { gen, ns: leftNs < 0n || leftNs > 1_000_000_000n ? 1_000_000_000n : leftNs + 1n };
+          yield { gen, ns: leaseWaitNs(leftNs) };
           continue;
         default:
           break;
@@ -282,7 +287,7 @@ export class LeasedLimiterView {
               throw new WaitTimeoutError(Number(limitNs) / 1e6, Number(now - start) / 1e6);
             }
             try {
-              yield { gen: deliveryGen, ns: leftWaitNs < 0n || leftWaitNs > 1_000_000_000n ? 1_000_000_000n : leftWaitNs + 1n };
+              yield { gen: deliveryGen, ns: leaseWaitNs(leftWaitNs) };
             } catch (reason) {
               front.cancel(clock(), placed);
               throw reason;
